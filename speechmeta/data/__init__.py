@@ -1,0 +1,1 @@
+"""Data layer: Kaldi-style data dirs, audio, features, CMVN, character units."""
