@@ -1,0 +1,129 @@
+"""Configuration: dataclass defaults in code, YAML files in `recipes/*/conf/`, dotted overrides on the command line.
+
+`load_config(Config, "conf/train.yaml", ["fbank.num_mel_bins=40"])` builds the dataclass from its defaults, then the
+YAML, then the overrides. An unknown key or a value of the wrong type is an error that names the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from speechmeta.data.fbank import FbankConfig
+from speechmeta.data.tokenizer import TextNorm
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run is configured by; sections grow with the pipeline."""
+
+    fbank: FbankConfig = field(default_factory=FbankConfig)
+    text_norm: TextNorm = field(default_factory=TextNorm)
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """`value` checked against type `kind` (ints are accepted as floats), nested dataclasses built from dicts."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0])
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of {kind.__name__} fields, got {value!r}")
+        return from_dict(kind, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        items = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if kind is Any:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool) and (type(value) is not kind):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def from_dict(cls: type[T], data: dict, where: str = "") -> T:
+    """An instance of dataclass `cls` from `data` over its defaults; unknown keys are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+                          f"valid keys{' under ' + where if where else ''}: {', '.join(sorted(names))}")
+    values = {}
+    for name, value in data.items():
+        values[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where or cls.__name__}: {e}") from e
+
+
+def _set_dotted(data: dict, override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' is not of the form key.subkey=value")
+    key, text = override.split("=", 1)
+    value = yaml.safe_load(text) if text else ""
+    *parents, last = key.strip().split(".")
+    node = data
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{override}': '{p}' is not a section")
+    node[last] = value
+
+
+def load_config(cls: type[T] = Config, path: str | os.PathLike | None = None, overrides: list[str] = ()) -> T:
+    """Defaults of `cls`, then the YAML file at `path`, then `key.sub=value` overrides (values parsed as YAML)."""
+    data: dict = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = loaded or {}
+    for override in overrides:
+        _set_dotted(data, override)
+    try:
+        return from_dict(cls, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Any, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML (atomically), so a run records exactly what it used."""
+    from speechmeta.fileio import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
