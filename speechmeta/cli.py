@@ -1,0 +1,183 @@
+"""The `speechmeta` command. Each subcommand only parses its arguments and calls library functions.
+
+Run `speechmeta --help`, or `speechmeta SUBCOMMAND --help` for one subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from speechmeta import __version__
+
+log = logging.getLogger("speechmeta")
+
+
+def setup_logging(log_file: Path | None = None) -> None:
+    """Messages to stderr, and with `log_file` also appended there with timestamps."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root.addHandler(console)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML config (e.g. recipes/<corpus>/conf/*.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="dotted config overrides, e.g. fbank.num_mel_bins=40 text_norm.case=lower")
+
+
+def cmd_validate_data(args: argparse.Namespace) -> int:
+    from speechmeta.data.datadir import validate_data_dir
+
+    problems = validate_data_dir(args.dir, args.audio_root, check_audio=not args.no_audio_check)
+    for p in problems:
+        print(p)
+    errors = sum(p.level == "error" for p in problems)
+    warnings = len(problems) - errors
+    print(f"{args.dir}: {'INVALID' if errors else 'OK'}: {errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
+def cmd_fix_data(args: argparse.Namespace) -> int:
+    from speechmeta.data.fix_datadir import fix_data_dir
+
+    report = fix_data_dir(args.dir, args.audio_root)
+    for note in report.notes:
+        print(f"repaired: {note}")
+    for utt, reason in report.dropped:
+        print(f"dropped {utt}: {reason}")
+    print(f"{args.dir}: kept {report.kept} utterance(s), dropped {len(report.dropped)}; "
+          f"originals backed up in {report.backup}")
+    return 0
+
+
+def cmd_compute_feats(args: argparse.Namespace) -> int:
+    from speechmeta.config import load_config
+    from speechmeta.data.compute_feats import compute_feats
+
+    cfg = load_config(path=args.config, overrides=args.overrides)
+    setup_logging(args.dir / "log" / "compute-feats.log")
+    log.info("compute-feats %s: %s, nj=%d", args.dir, cfg.fbank, args.nj)
+    s = compute_feats(args.dir, cfg.fbank, nj=args.nj, skip_bad=args.skip_bad, audio_root=args.audio_root,
+                      progress=not args.no_progress)
+    log.info("%s: %d utterances, %d frames (%.2f h), %d skipped as bad%s; %d chunks (%d from an earlier run) in "
+             "%.1f s", args.dir, s.utts, s.frames, s.frames * cfg.fbank.frame_shift_ms / 3.6e6, len(s.bad),
+             f" (listed in {args.dir / 'bad_utts.txt'})" if s.bad else "", s.chunks, s.chunks_reused, s.seconds)
+    return 0
+
+
+def cmd_make_units(args: argparse.Namespace) -> int:
+    from speechmeta.config import load_config
+    from speechmeta.data.datadir import read_table
+    from speechmeta.data.tokenizer import CharTokenizer
+
+    cfg = load_config(path=args.config, overrides=args.overrides)
+    texts = [e.value for e in read_table(args.dir / "text").entries]
+    tokenizer = CharTokenizer.build(texts, cfg.text_norm)
+    out = args.out or args.dir / "units.txt"
+    tokenizer.save(out)
+    print(f"{out}: {len(tokenizer)} units from {len(texts)} transcripts of {args.dir} ({cfg.text_norm})")
+    for other in args.check:
+        oov = tokenizer.count_oov(e.value for e in read_table(other / "text").entries)
+        total = sum(oov.values())
+        listing = ", ".join(f"'{c}' x{n}" for c, n in oov.most_common())
+        print(f"{other}: {total} character(s) outside the units{': ' + listing if total else ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speechmeta",
+        description="Few-shot speaker adaptation of CTC speech recognition by meta-learning across speakers. "
+                    "Data dirs are Kaldi-style (wav.scp text utt2spk spk2utt).",
+    )
+    parser.add_argument("--version", action="version", version=f"speechmeta {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str):
+        p = sub.add_parser(name, help=help, description=description)
+        p.set_defaults(func=func)
+        return p
+
+    audio_root_help = "resolve relative wav.scp paths against this folder (default: the data dir) and refuse " \
+                      "paths outside it"
+    p = add("validate-data", cmd_validate_data, "check a Kaldi-style data dir",
+            "Check a data dir as Kaldi's validate_data_dir.sh does: required files, LC_ALL=C sorting, unique keys, "
+            "utt2spk/spk2utt consistency, audio and text for every utterance, no piped commands in wav.scp. "
+            "Every problem is printed as file:line. Exit status 1 when there are errors.")
+    p.add_argument("dir", type=Path, help="data dir")
+    p.add_argument("--audio-root", type=Path, help=audio_root_help)
+    p.add_argument("--no-audio-check", action="store_true", help="do not check that audio files exist")
+
+    p = add("fix-data", cmd_fix_data, "keep only complete utterances of a data dir",
+            "Rewrite a data dir keeping only utterances that have a speaker, a non-empty transcript and a readable "
+            "audio file; sort, de-duplicate, regenerate spk2utt. Originals are backed up under DIR/.backup/ and "
+            "every dropped utterance is printed with its reason.")
+    p.add_argument("dir", type=Path, help="data dir")
+    p.add_argument("--audio-root", type=Path, help=audio_root_help)
+
+    p = add("compute-feats", cmd_compute_feats, "log-mel features + CMVN stats for a data dir",
+            "Compute Kaldi-compatible log-mel filterbanks (80 bins, 25 ms / 10 ms by default) into DIR/fbank/, "
+            "with DIR/feats.scp, DIR/utt2num_frames and DIR/cmvn.npz (global and per-speaker statistics). "
+            "Audio is mixed to mono and resampled to fbank.sample_rate. An interrupted run resumes; a changed "
+            "config restarts. Log: DIR/log/compute-feats.log.")
+    p.add_argument("dir", type=Path, help="data dir")
+    p.add_argument("--nj", type=int, default=1, help="number of parallel worker processes (default 1)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable audio instead of stopping, listing each in DIR/bad_utts.txt")
+    p.add_argument("--audio-root", type=Path, help=audio_root_help)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_args(p)
+
+    p = add("make-units", cmd_make_units, "build the character units (units.txt) from training text",
+            "Build the CTC character units from DIR/text after text normalization (text_norm.* in the config): "
+            "units.txt with <blk>=0, <unk>, <space>, then the characters; text_norm.json beside it. "
+            "--check DIR2 counts the characters of other data dirs that fall outside the units.")
+    p.add_argument("dir", type=Path, help="training data dir")
+    p.add_argument("--out", type=Path, help="output units file (default DIR/units.txt)")
+    p.add_argument("--check", type=Path, action="append", default=[], metavar="DIR",
+                   help="report characters of DIR/text outside the units (repeatable)")
+    _add_config_args(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from speechmeta.config import ConfigError
+    from speechmeta.data.audio import AudioError
+    from speechmeta.data.datadir import DataDirError
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may come anywhere, also after options (`DIR --nj 2 fbank.num_mel_bins=40`).
+    if hasattr(args, "overrides"):
+        args.overrides += [a for a in extra if "=" in a and not a.startswith("-")]
+        extra = [a for a in extra if a not in args.overrides]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if not logging.getLogger().handlers:
+        setup_logging()
+    try:
+        return args.func(args)
+    except (DataDirError, AudioError, ConfigError, FileNotFoundError, ValueError) as e:
+        if os.environ.get("SPEECHMETA_DEBUG"):
+            raise
+        hint = "\n(--skip-bad skips such utterances, listing them in bad_utts.txt)" if isinstance(e, AudioError) else ""
+        print(f"speechmeta {args.command}: error: {e}{hint}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
