@@ -1,0 +1,54 @@
+"""What every data-prep script reports: speakers, utterances, hours, and frames per character.
+
+Frames per character counts the encoder's output frames (10 ms shift, x4 subsampling) per transcript character:
+CTC needs at least one frame per character (two between repeated characters), and a synthetic corpus should speak
+at a rate close to the real speech it stands in for.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from speechmeta.data.datadir import DataDir
+
+SUBSAMPLING = 4
+FRAME_SHIFT_S = 0.01
+
+
+def corpus_stats(data_dir: str | os.PathLike, audio_root: str | os.PathLike | None = None) -> dict:
+    """Statistics of a data dir, reading only audio headers."""
+    data = DataDir.load(data_dir, audio_root)
+    seconds, per_char = [], []
+    for utt in data.utts:
+        ref = data.audio(utt)
+        info = sf.info(str(ref.path))
+        duration = (ref.end if ref.end is not None else info.duration) - ref.start
+        seconds.append(duration)
+        chars = len(data.text[utt])
+        per_char.append(duration / FRAME_SHIFT_S / SUBSAMPLING / max(chars, 1))
+    per_char_arr = np.array(per_char)
+    return {
+        "dir": str(data_dir), "speakers": len(data.spk2utt), "utterances": len(data.utts),
+        "hours": round(sum(seconds) / 3600, 3),
+        "utts_per_speaker": [min(len(u) for u in data.spk2utt.values()), max(len(u) for u in data.spk2utt.values())],
+        "frames_per_char_mean": round(float(per_char_arr.mean()), 2),
+        "frames_per_char_p5": round(float(np.percentile(per_char_arr, 5)), 2),
+        "utts_below_1_frame_per_char": int((per_char_arr < 1).sum()),
+    }
+
+
+def format_stats(stats: dict) -> str:
+    return (f"{stats['dir']}: {stats['speakers']} speakers, {stats['utterances']} utterances, {stats['hours']:.3f} h, "
+            f"{stats['utts_per_speaker'][0]}-{stats['utts_per_speaker'][1]} utts/speaker, "
+            f"{stats['frames_per_char_mean']:.2f} output frames/char (x{SUBSAMPLING} subsampling; 5th percentile "
+            f"{stats['frames_per_char_p5']:.2f}, {stats['utts_below_1_frame_per_char']} utts below 1)")
+
+
+def print_stats(data_dir: Path, audio_root: Path | None = None) -> dict:
+    stats = corpus_stats(data_dir, audio_root)
+    print(format_stats(stats))
+    return stats
