@@ -24,7 +24,7 @@ from speechmeta.fileio import atomic_write_lines
 
 # Other per-utterance and per-speaker files a data dir may hold; they are filtered to what is kept.
 UTT_FILES = ("utt2dur", "utt2num_frames", "feats.scp", "utt2lang", "utt2gender", "utt2age")
-SPK_FILES = ("spk2gender", "spk2age")
+SPK_FILES = ("spk2gender", "spk2age", "spk2voice")
 
 
 @dataclass
