@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("speakers", help="hold speakers out of a data dir")
     s.add_argument("--data", type=Path, required=True)
-    s.add_argument("--heldout", type=int, required=True, help="number of speakers to hold out")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--heldout", type=int, help="number of speakers to hold out, chosen at random from --seed")
+    which.add_argument("--heldout-list", nargs="+", metavar="SPK", help="these speakers are held out")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--balance-by", help="speaker file to balance over, e.g. spk2gender or spk2age:18")
     s.add_argument("--out-train", type=Path, required=True)
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "speakers":
         data = DataDir.load(args.data)
-        held = heldout_speakers(data, args.heldout, args.seed, args.balance_by)
+        held = sorted(args.heldout_list) if args.heldout_list else \
+            heldout_speakers(data, args.heldout, args.seed, args.balance_by)
         subset_data_dir(args.data, args.out_heldout, held)
         subset_data_dir(args.data, args.out_train, [s for s in data.spks if s not in set(held)])
         print(f"{args.out_heldout}: {len(held)} held-out speakers: {' '.join(held)}")

@@ -5,14 +5,15 @@
 # variable the recipe did not define is an error, so a typo never silently runs with a default.
 # `--help` prints the options with their current values. Positional arguments stay in "$@".
 
-_usage_vars=$(compgen -v | tr '\n' ' ')
+# Only variables the recipe itself sets at the start of a line (`name=value`) are options: never PATH or HOME.
+_recipe=$0
+[ -f "$_recipe" ] || _recipe=$(basename "$0")  # recipes cd into their own folder before sourcing this
+_usage_vars=$(grep -oE '^[a-z][a-z0-9_]*=' "$_recipe" | tr -d '=' | sort -u | tr '\n' ' ')
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
       echo "Usage: $0 [options]"
-      grep -E '^[a-z_]+=' "$0" | sed -E 's/^([a-z_]+)=.*/\1/' | sort -u | while read -r v; do
-        printf '  --%s (current: %s)\n' "${v//_/-}" "${!v}"
-      done
+      for v in $_usage_vars; do printf '  --%s (current: %s)\n' "${v//_/-}" "${!v}"; done
       exit 0 ;;
     --*=*) _name=${1%%=*}; _value=${1#*=}; shift ;;
     --*)
@@ -27,4 +28,4 @@ while [ $# -gt 0 ]; do
     *) echo "$0: unknown option $_name (see $0 --help)" >&2; exit 1 ;;
   esac
 done
-unset _name _value _var _usage_vars
+unset _name _value _var _usage_vars _recipe

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Synthetic multi-speaker corpus recipe: the embedded default, offline (eSpeak NG from PyPI, no download).
+# Stages so far: 0 corpus generation (train / dev / held-out test speakers), 1 log-mel features, CMVN stats and
+# character units, 2 few-shot split files for the held-out speakers. Base training, meta-training, adaptation and
+# the WER report are later stages (see README.md).
+set -euo pipefail
+cd "$(dirname "$0")"
+REPO=$(cd ../.. && pwd)  # upper case: not an option
+
+stage=0
+stop_stage=2
+speakers=60          # held-out speakers included
+test_speakers=12
+utts_per_speaker=50
+seed=0
+unseen=accent        # what held-out speakers have that training speakers lack: none, accent, variant, both
+nj=2
+. ../TEMPLATE/parse_options.sh
+
+mkdir -p data exp
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ ! -f data/.corpus.done ]; then
+  echo "stage 0: generating the synthetic corpus"
+  python "$REPO/data_prep/synth.py" --out data/corpus --speakers "$speakers" --test-speakers "$test_speakers" \
+    --utts-per-speaker "$utts_per_speaker" --seed "$seed" --unseen "$unseen" --nj "$nj"
+  for split in train dev test; do speechmeta validate-data "data/corpus/$split"; done
+  touch data/.corpus.done
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ ! -f data/.feats.done ]; then
+  echo "stage 1: features and units"
+  for split in train dev test; do speechmeta compute-feats "data/corpus/$split" --nj "$nj"; done
+  speechmeta make-units data/corpus/train --out data/lang_char/units.txt --check data/corpus/test
+  touch data/.feats.done
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && [ ! -f data/.splits.done ]; then
+  echo "stage 2: few-shot splits of the held-out speakers"
+  python "$REPO/data_prep/splits.py" fewshot --data data/corpus/test --shots 1 3 5 10 --seeds 0 1 2 \
+    --out data/fewshot
+  touch data/.splits.done
+fi
+
+echo "Done: data, feature and split stages only (training, meta-learning and adaptation stages are not in this" \
+     "recipe yet)."
+for split in train dev test; do
+  echo "  data/corpus/$split: $(wc -l < data/corpus/$split/spk2utt) speakers, $(wc -l < data/corpus/$split/utt2spk)" \
+       "utterances, features in feats.scp"
+done
+echo "  units: data/lang_char/units.txt; few-shot lists: data/fewshot/ ($(ls data/fewshot | wc -l) files)"
