@@ -8,6 +8,7 @@ at a rate close to the real speech it stands in for.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,4 +52,13 @@ def format_stats(stats: dict) -> str:
 def print_stats(data_dir: Path, audio_root: Path | None = None) -> dict:
     stats = corpus_stats(data_dir, audio_root)
     print(format_stats(stats))
+    return stats
+
+
+def report(data_dir: Path, skipped: list[tuple[str, str]]) -> dict:
+    """Print every skipped utterance with its reason (stderr), then the statistics of the data dir written."""
+    for utt, reason in skipped:
+        print(f"skipped {utt}: {reason}", file=sys.stderr)
+    stats = print_stats(data_dir)
+    print(f"{data_dir}: {len(skipped)} utterance(s) skipped")
     return stats

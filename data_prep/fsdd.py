@@ -17,7 +17,10 @@ from pathlib import Path
 
 import soundfile as sf
 
-from speechmeta.data.datadir import write_data_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import report  # noqa: E402
+
+from speechmeta.data.datadir import write_data_dir  # noqa: E402
 
 DIGITS = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"]
 NAME = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$")
@@ -57,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="output data dir")
     p.add_argument("--speakers", nargs="*", help="only these speakers (default: all)")
     args = p.parse_args(argv)
-    stats = prepare(args.recordings, args.out, args.speakers)
-    for name, reason in stats["skipped"]:
-        print(f"skipped {name}: {reason}", file=sys.stderr)
-    print(f"{args.out}: {stats['speakers']} speakers, {stats['utterances']} utterances, {stats['hours']:.3f} h, "
-          f"{len(stats['skipped'])} file(s) skipped")
+    report(args.out, prepare(args.recordings, args.out, args.speakers)["skipped"])
     return 0
 
 

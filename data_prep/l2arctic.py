@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_stats  # noqa: E402
+from common import report  # noqa: E402
 from download import extract  # noqa: E402
 
 from speechmeta.data.datadir import write_data_dir  # noqa: E402
@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.archive:
         unpack(args.archive, args.corpus_dir)
-    out, skipped = prepare(args.corpus_dir, args.out)
-    for utt, reason in skipped:
-        print(f"skipped {utt}: {reason}", file=sys.stderr)
-    print_stats(out)
+    report(*prepare(args.corpus_dir, args.out))
     return 0
 
 

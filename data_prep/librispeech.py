@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_stats  # noqa: E402
+from common import report  # noqa: E402
 from download import download, extract  # noqa: E402
 
 from speechmeta.data.datadir import write_data_dir  # noqa: E402
@@ -97,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     for subset in args.subsets:
         if args.download:
             download_subset(args.corpus_dir, subset, args.base_url)
-        out, skipped = prepare_subset(args.corpus_dir, subset, args.out / subset.replace("-", "_"))
-        for utt, reason in skipped:
-            print(f"skipped {subset} {utt}: {reason}", file=sys.stderr)
-        print_stats(out)
+        report(*prepare_subset(args.corpus_dir, subset, args.out / subset.replace("-", "_")))
     return 0
 
 

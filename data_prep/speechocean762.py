@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_stats  # noqa: E402
+from common import report  # noqa: E402
 
 from speechmeta.data.datadir import read_table, write_data_dir  # noqa: E402
 from speechmeta.data.tokenizer import TextNorm  # noqa: E402
@@ -66,11 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if not splits:
         raise SystemExit(f"{args.corpus_dir}: no train/ or test/ folder; pass the speechocean762 release folder")
     for split in splits:
-        out, skipped = prepare_split(args.corpus_dir, split, args.out / split)
-        for utt, reason in skipped:
-            print(f"skipped {split} {utt}: {reason}", file=sys.stderr)
-        print_stats(out)
-        print(f"{out}: {len(skipped)} utterance(s) skipped")
+        report(*prepare_split(args.corpus_dir, split, args.out / split))
     if "test" not in splits:
         print(f"{args.corpus_dir} has no test/ split (the FLAC train-only copy): hold speakers out of train with "
               "data_prep/splits.py speakers")
