@@ -1,0 +1,186 @@
+"""Conformer encoder with a CTC head (Gulati et al. 2020), written so that meta-learning can differentiate it twice.
+
+feats (B, T, F) -> conv2d subsampling x4 -> LayerNorm -> N x [½ FFN, self-attention with rotary positions,
+convolution module, ½ FFN, LayerNorm] -> LayerNorm -> Linear -> log-probabilities (B, T', vocab).
+
+Rules (see DESIGN.md): no BatchNorm (the convolution module uses LayerNorm), no in-place writes, attention written
+out (scores, mask, softmax) so it has a double backward on CPU, padding masked everywhere so padded frames never
+change real frames' outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SIZES = {  # d_model, layers, heads, conv kernel, feed-forward multiplier
+    "tiny": dict(d_model=64, num_layers=2, num_heads=2, conv_kernel=15, ff_mult=2),
+    "small": dict(d_model=144, num_layers=6, num_heads=4, conv_kernel=15, ff_mult=4),
+    "base": dict(d_model=256, num_layers=16, num_heads=4, conv_kernel=31, ff_mult=4),
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Encoder shape. `size` picks a preset; a field set to a positive value overrides the preset's."""
+
+    size: str = "small"
+    d_model: int = 0
+    num_layers: int = 0
+    num_heads: int = 0
+    conv_kernel: int = 0
+    ff_mult: int = 0
+    dropout: float = 0.1
+    num_mel_bins: int = 80
+
+    def resolved(self) -> dict:
+        if self.size not in SIZES:
+            raise ValueError(f"model.size must be one of {', '.join(SIZES)}, not '{self.size}'")
+        preset = dict(SIZES[self.size])
+        for key in preset:
+            if getattr(self, key) > 0:
+                preset[key] = getattr(self, key)
+        if preset["d_model"] % preset["num_heads"] or (preset["d_model"] // preset["num_heads"]) % 2:
+            raise ValueError(f"d_model {preset['d_model']} must split into {preset['num_heads']} heads of even size")
+        return preset
+
+
+def output_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Frames after the two stride-2, kernel-3 convolutions."""
+    return ((lengths - 1) // 2 - 1) // 2
+
+
+def padding_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, T) True on real frames."""
+    return torch.arange(frames, device=lengths.device) < lengths.unsqueeze(1)
+
+
+class Subsampling(nn.Module):
+    """Two 3x3 stride-2 convolutions over (time, frequency), then a projection to d_model."""
+
+    def __init__(self, num_mel_bins: int, d_model: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, d_model, 3, stride=2)
+        self.conv2 = nn.Conv2d(d_model, d_model, 3, stride=2)
+        self.proj = nn.Linear(d_model * (((num_mel_bins - 1) // 2 - 1) // 2), d_model)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = F.silu(self.conv2(F.silu(self.conv1(feats.unsqueeze(1)))))  # (B, C, T', F')
+        x = x.permute(0, 2, 1, 3).flatten(2)
+        return self.norm(self.proj(x))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, mult: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.up = nn.Linear(d_model, d_model * mult)
+        self.down = nn.Linear(d_model * mult, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(self.dropout(F.silu(self.up(self.norm(x))))))
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding of (B, H, T, Dh) with (T, Dh/2) angles: pairs (x1, x2) rotate by position."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with rotary positions and a key padding mask, as explicit matrix products."""
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.heads = num_heads
+        self.norm = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, frames, d_model = x.shape
+        head_dim = d_model // self.heads
+        q, k, v = self.qkv(self.norm(x)).view(batch, frames, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, device=x.device, dtype=torch.float32) / head_dim))
+        angles = torch.arange(frames, device=x.device, dtype=torch.float32).unsqueeze(1) * inv_freq
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(head_dim)
+        scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        weights = self.dropout(scores.softmax(dim=-1))
+        context = (weights @ v).transpose(1, 2).reshape(batch, frames, d_model)
+        return self.dropout(self.out(context))
+
+
+class ConvModule(nn.Module):
+    """Pointwise conv + GLU, depthwise conv, LayerNorm (not BatchNorm), SiLU, pointwise conv."""
+
+    def __init__(self, d_model: int, kernel: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.pointwise1 = nn.Linear(d_model, 2 * d_model)
+        self.depthwise = nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2, groups=d_model)
+        self.conv_norm = nn.LayerNorm(d_model)
+        self.pointwise2 = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = F.glu(self.pointwise1(self.norm(x)), dim=-1)
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)  # padded frames must not reach real ones through the kernel
+        x = self.depthwise(x.transpose(1, 2)).transpose(1, 2)
+        return self.dropout(self.pointwise2(F.silu(self.conv_norm(x))))
+
+
+class ConformerBlock(nn.Module):
+    def __init__(self, d_model: int, num_heads: int, kernel: int, ff_mult: int, dropout: float):
+        super().__init__()
+        self.ff1 = FeedForward(d_model, ff_mult, dropout)
+        self.attn = SelfAttention(d_model, num_heads, dropout)
+        self.conv = ConvModule(d_model, kernel, dropout)
+        self.ff2 = FeedForward(d_model, ff_mult, dropout)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + 0.5 * self.ff1(x)
+        x = x + self.attn(x, mask)
+        x = x + self.conv(x, mask)
+        x = x + 0.5 * self.ff2(x)
+        return self.norm(x)
+
+
+class ConformerCTC(nn.Module):
+    """The acoustic model: `model(feats, feat_lens)` -> (log_probs (B, T', vocab), out_lens (B,))."""
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int):
+        super().__init__()
+        shape = cfg.resolved()
+        d_model = shape["d_model"]
+        self.cfg, self.vocab_size = cfg, vocab_size
+        self.subsampling = Subsampling(cfg.num_mel_bins, d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(
+            ConformerBlock(d_model, shape["num_heads"], shape["conv_kernel"], shape["ff_mult"], cfg.dropout)
+            for _ in range(shape["num_layers"])
+        )
+        self.final_norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size)
+
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (B, T, F) normalized log-mels, feat_lens (B,) -> log-probs (B, T', V), lengths (B,)."""
+        x = self.dropout(self.subsampling(feats))
+        lengths = output_lengths(feat_lens)
+        mask = padding_mask(lengths, x.shape[1])
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.head(self.final_norm(x)).log_softmax(dim=-1), lengths
+
+
+def num_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
