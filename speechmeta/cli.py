@@ -98,6 +98,18 @@ def cmd_make_units(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from speechmeta.scoring import read_text, score, write_report
+
+    utt2spk = read_text(args.utt2spk) if args.utt2spk else None
+    result = score(read_text(args.ref), read_text(args.hyp), utt2spk)
+    write_report(result, args.out)
+    low, high = result["wer_ci95_over_speakers"]
+    print(f"{result['kaldi']}  CER {100 * result['cer']:.2f}%  "
+          f"95% CI over {result['speakers']} speakers [{100 * low:.2f}, {100 * high:.2f}]%  -> {args.out}/wer.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechmeta",
@@ -151,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", type=Path, action="append", default=[], metavar="DIR",
                    help="report characters of DIR/text outside the units (repeatable)")
     _add_config_args(p)
+    p = add("score", cmd_score, "WER/CER of hypotheses against references",
+            "Score Kaldi-format hypothesis text against reference text (keyed by utterance id; an utterance "
+            "missing from either side is an error). Prints the Kaldi-style %WER line; writes OUT/wer.json and "
+            "OUT/wer.md with CER, sentence error rate, sub/del/ins, word precision and recall, per-speaker WER, a "
+            "95% bootstrap interval over speakers, per-word error counts and per-utterance alignments.")
+    p.add_argument("--ref", type=Path, required=True, help="reference text (utt words...)")
+    p.add_argument("--hyp", type=Path, required=True, help="hypothesis text (utt words...)")
+    p.add_argument("--utt2spk", type=Path, help="utterance -> speaker, for the per-speaker table and interval")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
     return parser
 
 
