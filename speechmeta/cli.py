@@ -110,6 +110,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from speechmeta.config import load_config
+    from speechmeta.train import train
+
+    cfg = load_config(path=args.config, overrides=args.overrides)
+    setup_logging(args.exp_dir / "log" / "train.log")
+    log.info("speechmeta train %s", " ".join(sys.argv[1:]))
+    result = train(cfg, args.train_dir, args.valid_dir, args.units, args.exp_dir, resume=args.resume,
+                   init_from=args.init_from, progress=not args.no_progress)
+    log.info("done: %s", result)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechmeta",
@@ -163,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", type=Path, action="append", default=[], metavar="DIR",
                    help="report characters of DIR/text outside the units (repeatable)")
     _add_config_args(p)
+    p = add("train", cmd_train, "initialization learning: train the conformer CTC model",
+            "Ordinary multi-speaker CTC training (initialization learning). Writes EXP/epoch-N.pt each epoch (and "
+            "step-N.pt every train.checkpoint_every steps), EXP/average.pt (mean of the last train.average_last "
+            "epochs), EXP/metrics.csv, EXP/config.yaml, EXP/units.txt and EXP/log/train.log.")
+    p.add_argument("--train-dir", type=Path, required=True, help="training data dir (with features)")
+    p.add_argument("--valid-dir", type=Path, required=True, help="validation data dir (with features)")
+    p.add_argument("--units", type=Path, required=True, help="units.txt (speechmeta make-units)")
+    p.add_argument("--exp-dir", type=Path, required=True, help="experiment folder")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in EXP")
+    p.add_argument("--init-from", type=Path, help="start from this checkpoint's weights (e.g. synthetic pretraining)")
+    p.add_argument("--no-progress", action="store_true")
+    _add_config_args(p)
+
     p = add("score", cmd_score, "WER/CER of hypotheses against references",
             "Score Kaldi-format hypothesis text against reference text (keyed by utterance id; an utterance "
             "missing from either side is an error). Prints the Kaldi-style %WER line; writes OUT/wer.json and "
@@ -176,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from speechmeta.checkpoint import CheckpointError
     from speechmeta.config import ConfigError
     from speechmeta.data.audio import AudioError
     from speechmeta.data.datadir import DataDirError
@@ -192,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging()
     try:
         return args.func(args)
-    except (DataDirError, AudioError, ConfigError, FileNotFoundError, ValueError) as e:
+    except (DataDirError, AudioError, ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
         if os.environ.get("SPEECHMETA_DEBUG"):
             raise
         hint = "\n(--skip-bad skips such utterances, listing them in bad_utts.txt)" if isinstance(e, AudioError) else ""

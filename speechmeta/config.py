@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from speechmeta.data.augment import SpecAugmentConfig
 from speechmeta.data.fbank import FbankConfig
 from speechmeta.data.tokenizer import TextNorm
+from speechmeta.model.conformer import ModelConfig
 
 T = TypeVar("T")
 
@@ -27,11 +29,37 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """Initialization learning (ordinary multi-speaker CTC training)."""
+
+    epochs: int = 30
+    max_frames: int = 20000  # padded input frames per batch
+    lr: float = 1e-3  # peak learning rate, reached after warmup_steps, then decaying as 1/sqrt(step)
+    warmup_steps: int = 500
+    weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    seed: int = 0
+    checkpoint_every: int = 0  # also checkpoint every N steps (0: at epoch ends only)
+    average_last: int = 3  # average.pt = mean of the last N epoch checkpoints
+    sortagrad: bool = True  # first epoch shortest batches first: helps CTC leave the all-blank plateau
+    specaug_from_epoch: int = 2  # SpecAugment from this epoch on (1 = always)
+    speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]: one factor drawn per batch
+    valid_max_utts: int = 400  # validation WER on at most this many utterances
+    max_steps: int = 0  # stop after this many steps in all (0: no limit)
+    device: str = "auto"  # auto: CUDA (bf16 autocast) when present, else CPU
+    threads: int = 0  # CPU threads for torch (0: torch's default)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run is configured by; sections grow with the pipeline."""
 
     fbank: FbankConfig = field(default_factory=FbankConfig)
     text_norm: TextNorm = field(default_factory=TextNorm)
+    cmvn: str = "utterance"  # none, global, speaker or utterance (computed on the fly; best on unseen speakers)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
@@ -65,6 +93,11 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):  # PyYAML reads 3e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if kind in (int, float, str, bool) and (type(value) is not kind):
         raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r} ({type(value).__name__})")
     return value

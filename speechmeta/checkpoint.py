@@ -1,0 +1,69 @@
+"""Checkpoints: written atomically, read with `torch.load(weights_only=True)`, averaged over the last N.
+
+A checkpoint is a dict of tensors and plain Python values (no pickled objects), so loading one never runs code: a
+file holding a pickled callable is refused with a clear error, as is a truncated or foreign file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from speechmeta.fileio import atomic_open
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """torch.save to a temporary file, fsync, rename: a crash leaves the previous checkpoint intact."""
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come as several types
+        raise CheckpointError(
+            f"cannot load {path}: truncated, corrupt, or holding more than tensors and plain values ({e}). "
+            "Checkpoints load with weights_only=True, so a file that carries code is refused."
+        ) from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a speechmeta checkpoint (no 'model' entry)")
+    return state
+
+
+def checkpoints(exp_dir: str | os.PathLike, pattern: str = r"epoch-(\d+)\.pt") -> list[Path]:
+    """Checkpoints in `exp_dir` whose names match `pattern`, ordered by the number in them."""
+    regex = re.compile(pattern)
+    found = [(int(m.group(1)), p) for p in Path(exp_dir).glob("*.pt") if (m := regex.fullmatch(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest(exp_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint with the most training steps (epoch-N.pt or step-N.pt), or None."""
+    best, best_step = None, -1
+    for p in checkpoints(exp_dir, r"(?:epoch|step)-(\d+)\.pt"):
+        step = load_checkpoint(p).get("step", -1)
+        if step > best_step:
+            best, best_step = p, step
+    return best
+
+
+def average_models(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of the model weights of `paths` (icefall's and ESPnet's checkpoint averaging)."""
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    total: dict[str, torch.Tensor] = {}
+    for p in paths:
+        for k, v in load_checkpoint(p)["model"].items():
+            total[k] = total.get(k, 0) + v.double()
+    return {k: (v / len(paths)).float() for k, v in total.items()}

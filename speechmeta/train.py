@@ -1,0 +1,247 @@
+"""Initialization learning: ordinary multi-speaker CTC training of the conformer (`speechmeta train`).
+
+AdamW with warmup then 1/sqrt(step) decay, gradient clipping, SpecAugment, optional speed perturbation,
+length-sorted batches. A batch whose loss or gradient is not finite is skipped and counted, never applied.
+Checkpoints (each epoch, and every N steps) hold model, optimizer, scheduler, step, position in the epoch and RNG
+state, so `resume=True` continues bit-for-bit. Validation loss and greedy WER/CER each epoch go to metrics.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from speechmeta.checkpoint import average_models, checkpoints, latest, load_checkpoint, save_checkpoint
+from speechmeta.config import Config, save_config, to_dict
+from speechmeta.data.augment import spec_augment, speed_perturb
+from speechmeta.data.dataset import UttData, length_batches
+from speechmeta.data.tokenizer import CharTokenizer
+from speechmeta.model.conformer import ConformerCTC
+from speechmeta.model.ctc import ctc_loss, greedy_decode
+from speechmeta.scoring import score
+
+log = logging.getLogger(__name__)
+METRICS = ["epoch", "step", "train_loss", "valid_loss", "valid_wer", "valid_cer", "lr", "seconds", "skipped_batches"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; nothing on CPU (fp32 there is both faster and exact)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
+                                                                                                    enabled=False)
+
+
+def warmup_then_decay(warmup_steps: int):
+    def factor(step: int) -> float:
+        step = step + 1
+        return min(step / max(1, warmup_steps), math.sqrt(max(1, warmup_steps) / step))
+    return factor
+
+
+def load_init(model: ConformerCTC, path: Path) -> None:
+    """Start from another model's weights; a different vocabulary re-initializes only the output layer."""
+    weights = load_checkpoint(path)["model"]
+    if weights["head.weight"].shape != model.head.weight.shape:
+        log.warning("%s has %d output units, this model %d: the output layer is re-initialized",
+                    path, weights["head.weight"].shape[0], model.head.weight.shape[0])
+        weights = {k: v for k, v in weights.items() if not k.startswith("head.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or [k for k in missing if not k.startswith("head.")]:
+        raise ValueError(f"{path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+@torch.no_grad()
+def evaluate(model: ConformerCTC, data: UttData, utts: list[str], max_frames: int, device: torch.device) -> dict:
+    """Mean CTC loss (per target unit) and greedy WER/CER on `utts`; hypotheses included."""
+    model.eval()
+    total_loss, total_units, hyps = 0.0, 0, {}
+    for batch_utts in length_batches({u: data.num_frames[u] for u in utts}, max_frames, shuffle=False):
+        batch = data.batch(batch_utts)
+        with autocast(device):
+            log_probs, lens = model(batch["feats"].to(device), batch["feat_lens"].to(device))
+        log_probs = log_probs.float()
+        loss = ctc_loss(log_probs, batch["targets"].to(device), lens, batch["target_lens"].to(device), "sum")
+        total_loss += loss.item()
+        total_units += int(batch["target_lens"].sum())
+        for utt, ids in zip(batch_utts, greedy_decode(log_probs, lens), strict=True):
+            hyps[utt] = data.tokenizer.decode(ids)
+    refs = {u: data.tokenizer.norm(data.data.text[u]) for u in utts}
+    result = score(refs, hyps)
+    return {"loss": total_loss / max(total_units, 1), "wer": result["wer"], "cer": result["cer"], "hyps": hyps}
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: Path, resume: bool = False,
+          init_from: Path | None = None, progress: bool = True) -> dict:
+    """Train into `exp_dir`; returns the last epoch's metrics. See the module docstring."""
+    tc = cfg.train
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = resolve_device(tc.device)
+    torch.manual_seed(tc.seed)
+    random.seed(tc.seed)
+    np.random.seed(tc.seed)
+
+    tokenizer = CharTokenizer.load(units)
+    train_data = UttData(train_dir, tokenizer, cfg.cmvn)
+    valid_data = UttData(valid_dir, tokenizer, cfg.cmvn, global_stats=train_data.global_stats)
+    if tokenizer.oov:
+        log.warning("training text has characters outside %s, mapped to <unk>: %s", units, dict(tokenizer.oov))
+    if train_data.missing:
+        log.warning("%d training utterances have no features (see bad_utts.txt) and are left out",
+                    len(train_data.missing))
+    step_every = max(1, len(valid_data.utts) // tc.valid_max_utts)
+    valid_utts = valid_data.utts[::step_every][: tc.valid_max_utts]
+
+    model = ConformerCTC(cfg.model, len(tokenizer)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(tc.warmup_steps))
+    epoch, done_in_epoch, step, skipped, loss_sum, loss_batches = 1, 0, 0, 0, 0.0, 0
+    last = latest(exp_dir) if resume else None
+    if last is not None:
+        state = load_checkpoint(last)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, done_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
+        skipped, loss_sum, loss_batches = state["skipped_batches"], state["loss_sum"], state["loss_batches"]
+        _set_rng_state(state["rng"])
+        log.info("resumed from %s: epoch %d, batch %d, step %d", last, epoch, done_in_epoch, step)
+    elif init_from is not None:
+        load_init(model, init_from)
+        log.info("initialized from %s", init_from)
+    save_config(cfg, exp_dir / "config.yaml")
+    if units.resolve() != (exp_dir / "units.txt").resolve():
+        shutil.copy(units, exp_dir / "units.txt")
+        if units.with_name("text_norm.json").exists():
+            shutil.copy(units.with_name("text_norm.json"), exp_dir / "text_norm.json")
+    log.info("model: %s, %d parameters, device %s; %d training, %d validation utterances", cfg.model.size,
+             sum(p.numel() for p in model.parameters()), device, len(train_data.utts), len(valid_utts))
+
+    def save(path: Path, next_epoch: int, batch_in_epoch: int) -> None:
+        save_checkpoint(path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "epoch": next_epoch, "batch_in_epoch": batch_in_epoch, "step": step, "skipped_batches": skipped,
+            "loss_sum": loss_sum, "loss_batches": loss_batches, "rng": _rng_state(), "config": to_dict(cfg),
+            "tokenizer": tokenizer.to_dict(), "cmvn_global": torch.from_numpy(train_data.global_stats)
+            if train_data.global_stats is not None else None,
+        })
+
+    metrics_path = exp_dir / "metrics.csv"
+    result: dict = {}
+    began = time.time()
+    while epoch <= tc.epochs:
+        batches = length_batches(train_data.num_frames, tc.max_frames, tc.seed, epoch,
+                                 shuffle=not (tc.sortagrad and epoch == 1))
+        model.train()
+        bar = tqdm(total=len(batches), initial=done_in_epoch, desc=f"epoch {epoch}", unit="batch",
+                   disable=not progress)
+        for index in range(done_in_epoch, len(batches)):
+            batch = train_data.batch(batches[index])
+            feats, feat_lens = batch["feats"], batch["feat_lens"]
+            if tc.speed_perturb:
+                factor = tc.speed_perturb[int(torch.randint(len(tc.speed_perturb), ()))]
+                feats, feat_lens = speed_perturb(feats, feat_lens, factor)
+            if epoch >= tc.specaug_from_epoch:
+                feats = spec_augment(feats, feat_lens, cfg.specaug)
+            with autocast(device):
+                log_probs, lens = model(feats.to(device), feat_lens.to(device))
+            loss = ctc_loss(log_probs.float(), batch["targets"].to(device), lens, batch["target_lens"].to(device))
+            good = bool(torch.isfinite(loss))
+            if good:
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                good = bool(torch.isfinite(norm))
+            if good:
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                loss_sum += loss.item()
+                loss_batches += 1
+            else:
+                skipped += 1
+                log.warning("epoch %d batch %d: non-finite loss or gradient, batch skipped (%s ...)", epoch, index,
+                            " ".join(batches[index][:3]))
+            optimizer.zero_grad(set_to_none=True)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / max(loss_batches, 1):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if tc.checkpoint_every and good and step % tc.checkpoint_every == 0:
+                save(exp_dir / f"step-{step}.pt", epoch, index + 1)
+                for old in checkpoints(exp_dir, r"step-(\d+)\.pt")[:-2]:
+                    old.unlink()
+            if tc.max_steps and step >= tc.max_steps:
+                bar.close()
+                save(exp_dir / f"step-{step}.pt", epoch, index + 1)
+                log.info("stopped at max_steps=%d", tc.max_steps)
+                return {"step": step, "epoch": epoch, "skipped_batches": skipped}
+        bar.close()
+        valid = evaluate(model, valid_data, valid_utts, tc.max_frames, device)
+        result = {"epoch": epoch, "step": step, "train_loss": loss_sum / max(loss_batches, 1),
+                  "valid_loss": valid["loss"], "valid_wer": valid["wer"], "valid_cer": valid["cer"],
+                  "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - began, 1),
+                  "skipped_batches": skipped}
+        log.info("epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+        new_file = not metrics_path.exists()
+        with open(metrics_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, METRICS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow(result)
+        epoch, done_in_epoch, loss_sum, loss_batches = epoch + 1, 0, 0.0, 0
+        save(exp_dir / f"epoch-{epoch - 1}.pt", epoch, 0)
+    write_average(exp_dir, tc.average_last)
+    return result
+
+
+def write_average(exp_dir: Path, last_n: int) -> Path:
+    """average.pt: the mean weights of the last N epoch checkpoints, with the newest one's metadata."""
+    paths = checkpoints(exp_dir)[-last_n:]
+    state = load_checkpoint(paths[-1])
+    averaged = {k: v for k, v in state.items() if k not in ("optimizer", "scheduler", "rng")}
+    averaged["model"] = average_models(paths)
+    averaged["averaged"] = [p.name for p in paths]
+    save_checkpoint(exp_dir / "average.pt", averaged)
+    log.info("wrote %s (mean of %s)", exp_dir / "average.pt", ", ".join(p.name for p in paths))
+    return exp_dir / "average.pt"
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[ConformerCTC, CharTokenizer, Config, dict]:
+    """A trained model ready for decoding: (model in eval mode, tokenizer, config, checkpoint state)."""
+    from speechmeta.config import from_dict
+
+    state = load_checkpoint(path)
+    cfg = from_dict(Config, state["config"])
+    tokenizer = CharTokenizer.from_dict(state["tokenizer"])
+    model = ConformerCTC(cfg.model, len(tokenizer))
+    model.load_state_dict(state["model"])
+    return model.to(resolve_device(device)).eval(), tokenizer, cfg, state
+
