@@ -123,6 +123,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decode(args: argparse.Namespace) -> int:
+    from speechmeta.decode import decode
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = decode(args.model, args.data, args.out, args.method, args.beam, args.lm, args.lm_weight,
+                    args.word_bonus, args.lexicon, args.device)
+    print(f"{args.out}/hyp.txt: {result['utterances']} utterances, {result['audio_seconds']:.1f} s of audio, "
+          f"decoded in {result['decode_seconds']:.2f} s, RTF {result['rtf']:.4f} ({args.method})")
+    return 0
+
+
+def cmd_train_lm(args: argparse.Namespace) -> int:
+    from speechmeta.lm import NgramLM
+    from speechmeta.scoring import read_text
+
+    sentences = list(read_text(args.text).values())
+    lm = NgramLM.train(sentences, args.order)
+    lm.save(args.out)
+    print(f"{args.out}: {args.order}-gram LM from {len(sentences)} sentences, {len(lm.vocab)} words")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechmeta",
@@ -188,6 +213,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", type=Path, help="start from this checkpoint's weights (e.g. synthetic pretraining)")
     p.add_argument("--no-progress", action="store_true")
     _add_config_args(p)
+
+    p = add("decode", cmd_decode, "transcribe a data dir with a trained model",
+            "Decode every utterance of a data dir (with features) using a checkpoint (e.g. EXP/average.pt): greedy, "
+            "or CTC prefix beam search with an optional word n-gram LM (speechmeta train-lm) and lexicon. Writes "
+            "OUT/hyp.txt and OUT/ref.txt (Kaldi format) and prints the real-time factor.")
+    p.add_argument("--model", type=Path, required=True, help="checkpoint")
+    p.add_argument("--data", type=Path, required=True, help="data dir with features")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--method", choices=["greedy", "beam"], default="greedy")
+    p.add_argument("--beam", type=int, default=10, help="beam size")
+    p.add_argument("--lm", type=Path, help="word n-gram LM (JSON from train-lm)")
+    p.add_argument("--lm-weight", type=float, default=0.5)
+    p.add_argument("--word-bonus", type=float, default=0.0, help="score added per word (offsets the LM's cost)")
+    p.add_argument("--lexicon", type=Path, help="allowed words (first column of each line)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+
+    p = add("train-lm", cmd_train_lm, "train a word n-gram LM on transcripts",
+            "Train a word n-gram language model (interpolated Witten-Bell) on a Kaldi text file, for beam search.")
+    p.add_argument("--text", type=Path, required=True, help="Kaldi text (utt words...)")
+    p.add_argument("--order", type=int, default=3)
+    p.add_argument("--out", type=Path, required=True, help="output JSON")
 
     p = add("score", cmd_score, "WER/CER of hypotheses against references",
             "Score Kaldi-format hypothesis text against reference text (keyed by utterance id; an utterance "
