@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Synthetic multi-speaker corpus recipe: the embedded default, offline (eSpeak NG from PyPI, no download).
 # Stages so far: 0 corpus generation (train / dev / held-out test speakers), 1 log-mel features, CMVN stats and
-# character units, 2 few-shot split files for the held-out speakers. Base training, meta-training, adaptation and
-# the WER report are later stages (see README.md).
+# character units, 2 few-shot split files for the held-out speakers, 3 base training (initialization learning),
+# 4 decoding (greedy; beam + LM tuned on dev) and scoring of dev (seen voices, new sentences) and test (held-out
+# voices). Meta-training, adaptation and the per-method report are later stages (see README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 REPO=$(cd ../.. && pwd)  # upper case: not an option
 
 stage=0
-stop_stage=2
+stop_stage=4
+base_conf=conf/base.yaml
 speakers=60          # held-out speakers included
 test_speakers=12
 utts_per_speaker=50
@@ -38,6 +40,23 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && [ ! -f data/.splits.done ]; 
   python "$REPO/data_prep/splits.py" fewshot --data data/corpus/test --shots 1 3 5 10 --seeds 0 1 2 \
     --out data/fewshot
   touch data/.splits.done
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ] && [ ! -f exp/.base.done ]; then
+  echo "stage 3: base training"
+  speechmeta train --config "$base_conf" --train-dir data/corpus/train --valid-dir data/corpus/dev \
+    --units data/lang_char/units.txt --exp-dir exp/base --resume
+  speechmeta train-lm --text data/corpus/train/text --order 3 --out data/lang_char/lm3.json
+  touch exp/.base.done
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  echo "stage 4: decoding and scoring the base model"
+  for split in dev test; do
+    ../TEMPLATE/decode_score.sh exp/base/average.pt "data/corpus/$split" "exp/base/decode_$split" \
+      data/lang_char/lm3.json data/corpus/dev
+  done
+  exit 0
 fi
 
 echo "Done: data, feature and split stages only (training, meta-learning and adaptation stages are not in this" \
