@@ -1,0 +1,42 @@
+"""Speakers as tasks: meta-batches of B speakers, each with K support and Q query utterances (disjoint).
+
+Meta-batch number i is a function of (seed, i) alone, so a resumed meta-training run draws the same tasks.
+Speakers with fewer than K + Q utterances cannot make a task; they are listed in `skipped`, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Task:
+    spk: str
+    support: list[str]  # K utterances the model adapts on
+    query: list[str]  # Q other utterances the adapted model is scored on
+
+
+class SpeakerTasks:
+    def __init__(self, spk2utt: dict[str, list[str]], shots: int, query: int, speakers_per_batch: int,
+                 seed: int = 0):
+        if shots < 0 or query < 1 or speakers_per_batch < 1:
+            raise ValueError("need shots >= 0, query >= 1, speakers_per_batch >= 1")
+        self.shots, self.query, self.batch, self.seed = shots, query, speakers_per_batch, seed
+        need = shots + query
+        self.spk2utt = {s: sorted(u) for s, u in spk2utt.items() if len(u) >= need}
+        self.skipped = {s: f"{len(u)} utterances, a task needs {need} ({shots} support + {query} query)"
+                        for s, u in sorted(spk2utt.items()) if len(u) < need}
+        if len(self.spk2utt) < speakers_per_batch:
+            raise ValueError(f"only {len(self.spk2utt)} speakers have {need} utterances; a meta-batch needs "
+                             f"{speakers_per_batch} ({len(self.skipped)} skipped)")
+        self.speakers = sorted(self.spk2utt)
+
+    def meta_batch(self, index: int) -> list[Task]:
+        """The `index`-th meta-batch: B different speakers, each with disjoint support and query utterances."""
+        rng = random.Random(self.seed * 1_000_003 + index)
+        tasks = []
+        for spk in rng.sample(self.speakers, self.batch):
+            utts = rng.sample(self.spk2utt[spk], self.shots + self.query)
+            tasks.append(Task(spk, utts[: self.shots], utts[self.shots:]))
+        return tasks

@@ -1,0 +1,39 @@
+"""The inner loop: adapt a dict of fast parameters to one speaker by gradient steps, purely functionally.
+
+`loss(fast, batch)` evaluates the model with `fast` parameters (the rest frozen) on a batch. Nothing is modified in
+place, so the same code runs plain, under `torch.func.grad` (meta-gradients, twice for full MAML) and batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.func import functional_call, grad
+
+from speechmeta.model.ctc import ctc_loss
+
+Params = dict[str, torch.Tensor]
+LossFn = Callable[[Params, dict], torch.Tensor]
+
+
+def ctc_task_loss(model: torch.nn.Module, frozen: Params, twice_differentiable: bool = False) -> LossFn:
+    """loss(fast, batch): CTC loss of `model` run with `fast` and `frozen` parameters on `batch`."""
+
+    def loss(fast: Params, batch: dict) -> torch.Tensor:
+        log_probs, lens = functional_call(model, {**frozen, **fast}, (batch["feats"], batch["feat_lens"]))
+        return ctc_loss(log_probs, batch["targets"], lens, batch["target_lens"],
+                        twice_differentiable=twice_differentiable)
+
+    return loss
+
+
+def adapt(loss: LossFn, fast: Params, support: dict, lrs: Params, steps: int, first_order: bool) -> Params:
+    """`steps` gradient steps on the support batch: fast <- fast - lr * grad. First order: the gradient is a
+    constant to whatever differentiates this (FOMAML, first-order Meta-SGD)."""
+    for _ in range(steps):
+        g = grad(loss)(fast, support)
+        if first_order:
+            g = {k: v.detach() for k, v in g.items()}
+        fast = {k: fast[k] - lrs[k] * g[k] for k in fast}
+    return fast
