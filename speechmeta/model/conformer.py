@@ -146,13 +146,30 @@ class ConformerBlock(nn.Module):
         self.conv = ConvModule(d_model, kernel, dropout)
         self.ff2 = FeedForward(d_model, ff_mult, dropout)
         self.norm = nn.LayerNorm(d_model)
+        self.speaker: nn.Module | None = None  # LHUC scalers / adapter, see adapt_params.attach_speaker_params
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + 0.5 * self.ff1(x)
-        x = x + self.attn(x, mask)
+        spk = self.speaker if self.speaker is not None else _NO_SPEAKER
+        x = x + 0.5 * spk.scale("ff1", self.ff1(x))
+        x = x + spk.scale("attn", self.attn(x, mask))
         x = x + self.conv(x, mask)
-        x = x + 0.5 * self.ff2(x)
-        return self.norm(x)
+        x = x + 0.5 * spk.scale("ff2", self.ff2(x))
+        return spk.adapt(self.norm(x))
+
+
+class _NoSpeaker:
+    """What a block without speaker parameters applies: nothing."""
+
+    @staticmethod
+    def scale(name: str, h: torch.Tensor) -> torch.Tensor:
+        return h
+
+    @staticmethod
+    def adapt(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+_NO_SPEAKER = _NoSpeaker()
 
 
 class ConformerCTC(nn.Module):
