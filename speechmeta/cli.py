@@ -148,6 +148,19 @@ def cmd_train_lm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_meta_train(args: argparse.Namespace) -> int:
+    from speechmeta.config import load_config
+    from speechmeta.meta_train import meta_train
+
+    cfg = load_config(path=args.config, overrides=args.overrides)
+    setup_logging(args.exp_dir / "log" / "meta-train.log")
+    log.info("speechmeta meta-train %s", " ".join(sys.argv[1:]))
+    result = meta_train(cfg, args.base, args.train_dir, args.valid_dir, args.exp_dir, resume=args.resume,
+                        progress=not args.no_progress)
+    log.info("done: %s", result)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechmeta",
@@ -211,6 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp-dir", type=Path, required=True, help="experiment folder")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in EXP")
     p.add_argument("--init-from", type=Path, help="start from this checkpoint's weights (e.g. synthetic pretraining)")
+    p.add_argument("--no-progress", action="store_true")
+    _add_config_args(p)
+
+    p = add("meta-train", cmd_meta_train, "iterative learning: meta-train across speakers",
+            "Meta-train a base model with each training speaker as a task (meta.algorithm: fomaml, reptile, metasgd, "
+            "maml; meta.param_set: all, lhuc, adapter, norm, bias). Writes EXP/meta.pt (meta-learned initialization "
+            "and adaptation rule), EXP/step-N.pt, EXP/metrics.csv (query loss before/after adaptation) and "
+            "EXP/log/meta-train.log.")
+    p.add_argument("--base", type=Path, required=True, help="base checkpoint (speechmeta train)")
+    p.add_argument("--train-dir", type=Path, required=True, help="training speakers (data dir with features)")
+    p.add_argument("--valid-dir", type=Path, required=True, help="validation speakers, for the query-loss curve")
+    p.add_argument("--exp-dir", type=Path, required=True)
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in EXP")
     p.add_argument("--no-progress", action="store_true")
     _add_config_args(p)
 

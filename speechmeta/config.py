@@ -51,6 +51,29 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class MetaConfig:
+    """Iterative learning: meta-training where each speaker is a task."""
+
+    algorithm: str = "fomaml"  # fomaml, reptile, metasgd, maml
+    param_set: str = "lhuc"  # what adapts to a speaker: all, lhuc, adapter, norm, bias
+    adapter_dim: int = 32
+    inner_steps: int = 3
+    inner_lr: float = 0.1  # the inner learning rate (Meta-SGD: its initial value, one per tensor, then learned)
+    first_order: bool = True  # Meta-SGD only: first-order meta-gradient for the rates (FOMAML/MAML fix their own)
+    outer_lr: float = 1e-3
+    speakers_per_batch: int = 4
+    shots: int = 5  # support utterances per speaker
+    query: int = 5  # query utterances per speaker
+    meta_steps: int = 200
+    grad_clip: float = 5.0
+    checkpoint_every: int = 50
+    eval_every: int = 25  # query loss before/after adaptation on fixed validation tasks
+    eval_tasks: int = 8
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run is configured by; sections grow with the pipeline."""
 
@@ -60,6 +83,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:

@@ -10,7 +10,8 @@ import pytest
 from speechmeta.cli import build_parser, main
 from speechmeta.data.datadir import DataDir
 
-SUBCOMMANDS = ["validate-data", "fix-data", "compute-feats", "make-units", "train", "decode", "train-lm", "score"]
+SUBCOMMANDS = ["validate-data", "fix-data", "compute-feats", "make-units", "train", "meta-train", "decode",
+               "train-lm", "score"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,177 @@
+"""Iterative learning (`speechmeta meta-train`): meta-train a base model so that it adapts well to a new speaker.
+
+Each meta-step draws B training speakers (tasks), adapts the chosen parameter set on each speaker's K support
+utterances, scores the adapted model on Q query utterances, and updates the initialization of the adapted
+parameters (and, for Meta-SGD, the per-tensor inner learning rates) with Adam on the task-averaged meta-gradient.
+Every `eval_every` steps the mean query loss before and after adaptation on fixed validation tasks goes to
+metrics.csv: the meta-training curve. The meta checkpoint holds the model with the meta-learned initialization and
+the adaptation rule (algorithm, parameter set, inner steps, inner rates), so `adapt` can apply it.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_checkpoint
+from speechmeta.config import Config, MetaConfig, save_config, to_dict
+from speechmeta.data.dataset import UttData
+from speechmeta.data.tasks import SpeakerTasks, Task
+from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
+from speechmeta.meta.inner import adapt, ctc_task_loss
+from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
+from speechmeta.train import _rng_state, _set_rng_state, load_model, resolve_device
+
+log = logging.getLogger(__name__)
+METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "seconds"]
+
+
+def query_losses(model, fast: dict, frozen: dict, lrs: dict, tasks: list[Task], data: UttData, mc: MetaConfig,
+                 device: torch.device) -> tuple[float, float]:
+    """Mean query loss over `tasks` without adaptation and after the inner loop."""
+    loss = ctc_task_loss(model, frozen)
+    before, after = [], []
+    for task in tasks:
+        support, query = (_to(data.batch(u), device) for u in (task.support, task.query))
+        before.append(loss(fast, query).item())
+        after.append(loss(adapt(loss, fast, support, lrs, mc.inner_steps, True), query).item())
+    return sum(before) / len(before), sum(after) / len(after)
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_dir: Path, resume: bool = False,
+               progress: bool = True) -> dict:
+    """Meta-train from the base checkpoint into `exp_dir`; returns the last evaluation."""
+    mc = cfg.meta
+    if mc.algorithm not in ALGORITHMS:
+        raise ValueError(f"meta.algorithm must be one of {', '.join(ALGORITHMS)}, not '{mc.algorithm}'")
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(mc.device)
+    torch.manual_seed(mc.seed)
+    random.seed(mc.seed)
+
+    model, tokenizer, base_cfg, state = load_model(base)
+    model = attach_speaker_params(model, mc.param_set, mc.adapter_dim).to(device).train()
+    if "meta" in state and state["meta"]["param_set"] == mc.param_set:  # continue from an earlier meta model
+        model.load_state_dict(state["model"])
+    names = adapted_names(model, mc.param_set)
+    stats = state.get("cmvn_global")
+    stats = stats.numpy() if stats is not None else None
+    train_data = UttData(train_dir, tokenizer, base_cfg.cmvn, global_stats=stats)
+    valid_data = UttData(valid_dir, tokenizer, base_cfg.cmvn, global_stats=stats)
+    tasks = SpeakerTasks(_spk2utt(train_data), mc.shots, mc.query, mc.speakers_per_batch, mc.seed)
+    for spk, why in tasks.skipped.items():
+        log.warning("speaker %s cannot make a task: %s", spk, why)
+    valid_tasks = SpeakerTasks(_spk2utt(valid_data), mc.shots, mc.query, 1, mc.seed + 1)
+    eval_set = [valid_tasks.meta_batch(i)[0] for i in range(mc.eval_tasks)]
+
+    init = {n: p for n, p in model.named_parameters() if n in set(names)}  # the meta-learned initialization
+    lrs = {n: torch.nn.Parameter(torch.tensor(mc.inner_lr, device=device)) for n in names}
+    outer = list(init.values()) + (list(lrs.values()) if mc.algorithm == "metasgd" else [])
+    optimizer = torch.optim.Adam(outer, lr=mc.outer_lr)
+    step = 0
+    last = latest(exp_dir) if resume else None
+    if last is not None:
+        saved = load_checkpoint(last)
+        model.load_state_dict(saved["model"])
+        for n, v in saved["meta"]["inner_lrs"].items():
+            lrs[n].data.copy_(v)
+        optimizer.load_state_dict(saved["optimizer"])
+        step = saved["step"]
+        _set_rng_state(saved["rng"])
+        log.info("resumed from %s at meta-step %d", last, step)
+    save_config(cfg, exp_dir / "config.yaml")
+    log.info("meta-training %s on %s (%d tensors, %d values), %d speakers (%d skipped), %d inner steps",
+             mc.algorithm, mc.param_set, len(names), sum(p.numel() for p in init.values()), len(tasks.speakers),
+             len(tasks.skipped), mc.inner_steps)
+
+    def save(path: Path) -> None:
+        save_checkpoint(path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": _rng_state(),
+            "config": to_dict(base_cfg), "meta_config": to_dict(cfg.meta), "tokenizer": tokenizer.to_dict(),
+            "cmvn_global": state.get("cmvn_global"),
+            "meta": {"algorithm": mc.algorithm, "param_set": mc.param_set, "adapter_dim": mc.adapter_dim,
+                     "inner_steps": mc.inner_steps, "inner_lrs": {n: v.detach().cpu() for n, v in lrs.items()}},
+        })
+
+    def evaluate() -> dict:
+        fast, frozen = split_params(model, names)
+        before, after = query_losses(model.eval(), fast, frozen, {n: v.detach() for n, v in lrs.items()}, eval_set,
+                                     valid_data, mc, device)
+        model.train()
+        return {"step": step, "query_loss_before": before, "query_loss_after": after, "gain": before - after,
+                "seconds": round(time.time() - began, 1)}
+
+    began = time.time()
+    metrics_path = exp_dir / "metrics.csv"
+    result: dict = {}
+    bar = tqdm(total=mc.meta_steps, initial=step, desc=f"meta-train {mc.algorithm}", disable=not progress)
+    while step < mc.meta_steps:
+        if step % mc.eval_every == 0:
+            result = evaluate()
+            _append(metrics_path, result)
+            log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", step,
+                     result["query_loss_before"], result["query_loss_after"])
+        fast, frozen = split_params(model, names)
+        second_order = mc.algorithm == "maml" or (mc.algorithm == "metasgd" and not mc.first_order)
+        loss = ctc_task_loss(model, frozen, twice_differentiable=second_order)
+        alphas = {n: v.detach() for n, v in lrs.items()}
+        meta_batch = tasks.meta_batch(step)
+        total = {n: torch.zeros_like(p) for n, p in init.items()}
+        total_lrs = {n: torch.zeros_like(v) for n, v in lrs.items()}
+        for task in meta_batch:
+            support, query = (_to(train_data.batch(u), device) for u in (task.support, task.query))
+            g, g_lrs = meta_gradient(mc.algorithm, loss, fast, alphas, support, query, mc.inner_steps,
+                                     mc.first_order)
+            for n in total:
+                total[n] += g[n] / len(meta_batch)
+            for n in total_lrs:
+                if g_lrs is not None:
+                    total_lrs[n] += g_lrs[n] / len(meta_batch)
+        for n, p in init.items():
+            p.grad = total[n]
+        if mc.algorithm == "metasgd":
+            for n, v in lrs.items():
+                v.grad = total_lrs[n]
+        torch.nn.utils.clip_grad_norm_(outer, mc.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        if mc.checkpoint_every and step % mc.checkpoint_every == 0:
+            save(exp_dir / f"step-{step}.pt")
+            for old in checkpoints(exp_dir, r"step-(\d+)\.pt")[:-2]:
+                old.unlink()
+    bar.close()
+    result = evaluate()
+    _append(metrics_path, result)
+    log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", step, result["query_loss_before"],
+             result["query_loss_after"])
+    save(exp_dir / f"step-{step}.pt")
+    save(exp_dir / "meta.pt")
+    return result
+
+
+def _spk2utt(data: UttData) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for utt in data.utts:
+        out.setdefault(data.data.utt2spk[utt], []).append(utt)
+    return out
+
+
+def _append(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, METRICS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
