@@ -13,8 +13,8 @@ wer_of() { python -c "import json,sys; print(json.load(open(sys.argv[1]))['wer']
 
 best=""; best_wer=2
 : > "$out/beam_tuning.txt"
-for weight in 0.3 0.6 1.0; do
-  for bonus in 0.0 1.0 2.0; do
+for weight in 0.1 0.2 0.3 0.5; do
+  for bonus in 0.0 1.0 2.0 3.0; do
     tune="$out/tune/w${weight}_b${bonus}"
     speechmeta decode --model "$model" --data "$dev_dir" --out "$tune" --method beam --lm "$lm" \
       --lm-weight "$weight" --word-bonus "$bonus" "${lexicon_opt[@]}" > /dev/null
