@@ -43,6 +43,18 @@ def atomic_write_lines(path: str | os.PathLike, lines: list[str]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
+def append_csv_row(path: str | os.PathLike, fields: list[str], row: dict) -> None:
+    """Append one row to a metrics CSV, writing the header first when the file is new."""
+    import csv
+
+    new = not Path(path).exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fields)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)

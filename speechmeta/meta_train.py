@@ -10,7 +10,6 @@ the adaptation rule (algorithm, parameter set, inner steps, inner rates), so `ad
 
 from __future__ import annotations
 
-import csv
 import logging
 import random
 import time
@@ -23,6 +22,7 @@ from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_che
 from speechmeta.config import Config, MetaConfig, save_config, to_dict
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
+from speechmeta.fileio import append_csv_row
 from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
@@ -118,7 +118,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     while step < mc.meta_steps:
         if step % mc.eval_every == 0:
             result = evaluate()
-            _append(metrics_path, result)
+            append_csv_row(metrics_path, METRICS, result)
             log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", step,
                      result["query_loss_before"], result["query_loss_after"])
         fast, frozen = split_params(model, names)
@@ -153,7 +153,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
                 old.unlink()
     bar.close()
     result = evaluate()
-    _append(metrics_path, result)
+    append_csv_row(metrics_path, METRICS, result)
     log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", step, result["query_loss_before"],
              result["query_loss_after"])
     save(exp_dir / f"step-{step}.pt")
@@ -166,12 +166,3 @@ def _spk2utt(data: UttData) -> dict[str, list[str]]:
     for utt in data.utts:
         out.setdefault(data.data.utt2spk[utt], []).append(utt)
     return out
-
-
-def _append(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, METRICS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)

@@ -8,7 +8,6 @@ state, so `resume=True` continues bit-for-bit. Validation loss and greedy WER/CE
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ from speechmeta.config import Config, save_config, to_dict
 from speechmeta.data.augment import spec_augment, speed_perturb
 from speechmeta.data.dataset import UttData, length_batches
 from speechmeta.data.tokenizer import CharTokenizer
+from speechmeta.fileio import append_csv_row
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import ctc_loss, greedy_decode
 from speechmeta.scoring import score
@@ -210,12 +210,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
                   "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - began, 1),
                   "skipped_batches": skipped}
         log.info("epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
-        new_file = not metrics_path.exists()
-        with open(metrics_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, METRICS)
-            if new_file:
-                writer.writeheader()
-            writer.writerow(result)
+        append_csv_row(metrics_path, METRICS, result)
         epoch, done_in_epoch, loss_sum, loss_batches = epoch + 1, 0, 0.0, 0
         save(exp_dir / f"epoch-{epoch - 1}.pt", epoch, 0)
     write_average(exp_dir, tc.average_last)
