@@ -6,11 +6,16 @@ parameters (and, for Meta-SGD, the per-tensor inner learning rates) with Adam on
 Every `eval_every` steps the mean query loss before and after adaptation on fixed validation tasks goes to
 metrics.csv: the meta-training curve. The meta checkpoint holds the model with the meta-learned initialization and
 the adaptation rule (algorithm, parameter set, inner steps, inner rates), so `adapt` can apply it.
+
+`meta.batched=true` computes all speakers of a meta-batch in one vmap pass (the GPU path). Under
+`torchrun --nproc-per-node N -m speechmeta.cli meta-train ...` each process takes a share of the meta-batch's
+speakers and the summed meta-gradients are all-reduced (NCCL on GPU, gloo on CPU); only process 0 writes files.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from pathlib import Path
@@ -24,12 +29,22 @@ from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
 from speechmeta.fileio import append_csv_row
 from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
+from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.train import _rng_state, _set_rng_state, load_model, resolve_device
 
 log = logging.getLogger(__name__)
 METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "seconds"]
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size): under torchrun, join the process group (NCCL on GPU, gloo on CPU); else (0, 1)."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 def query_losses(model, fast: dict, frozen: dict, lrs: dict, tasks: list[Task], data: UttData, mc: MetaConfig,
@@ -54,9 +69,12 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     mc = cfg.meta
     if mc.algorithm not in ALGORITHMS:
         raise ValueError(f"meta.algorithm must be one of {', '.join(ALGORITHMS)}, not '{mc.algorithm}'")
+    rank, world = init_distributed()
     exp_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(mc.device)
-    torch.manual_seed(mc.seed)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    torch.manual_seed(mc.seed + rank)  # dropout differs between processes, as between speakers
     random.seed(mc.seed)
 
     model, tokenizer, base_cfg, state = load_model(base)
@@ -89,12 +107,16 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
         step = saved["step"]
         _set_rng_state(saved["rng"])
         log.info("resumed from %s at meta-step %d", last, step)
-    save_config(cfg, exp_dir / "config.yaml")
+    main = rank == 0  # only the first process writes files and evaluates
+    if main:
+        save_config(cfg, exp_dir / "config.yaml")
     log.info("meta-training %s on %s (%d tensors, %d values), %d speakers (%d skipped), %d inner steps",
              mc.algorithm, mc.param_set, len(names), sum(p.numel() for p in init.values()), len(tasks.speakers),
              len(tasks.skipped), mc.inner_steps)
 
     def save(path: Path) -> None:
+        if not main:
+            return
         save_checkpoint(path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": _rng_state(),
             "config": to_dict(base_cfg), "meta_config": to_dict(cfg.meta), "tokenizer": tokenizer.to_dict(),
@@ -114,34 +136,30 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     began = time.time()
     metrics_path = exp_dir / "metrics.csv"
     result: dict = {}
-    bar = tqdm(total=mc.meta_steps, initial=step, desc=f"meta-train {mc.algorithm}", disable=not progress)
+    bar = tqdm(total=mc.meta_steps, initial=step, desc=f"meta-train {mc.algorithm}", disable=not (progress and main))
     while step < mc.meta_steps:
-        if step % mc.eval_every == 0:
+        if main and step % mc.eval_every == 0:
             result = evaluate()
             append_csv_row(metrics_path, METRICS, result)
             log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", step,
                      result["query_loss_before"], result["query_loss_after"])
         fast, frozen = split_params(model, names)
         second_order = mc.algorithm == "maml" or (mc.algorithm == "metasgd" and not mc.first_order)
-        loss = ctc_task_loss(model, frozen, twice_differentiable=second_order)
+        loss = ctc_task_loss(model, frozen, twice_differentiable=second_order or mc.batched)
         alphas = {n: v.detach() for n, v in lrs.items()}
         meta_batch = tasks.meta_batch(step)
-        total = {n: torch.zeros_like(p) for n, p in init.items()}
-        total_lrs = {n: torch.zeros_like(v) for n, v in lrs.items()}
-        for task in meta_batch:
-            support, query = (_to(train_data.batch(u), device) for u in (task.support, task.query))
-            g, g_lrs = meta_gradient(mc.algorithm, loss, fast, alphas, support, query, mc.inner_steps,
-                                     mc.first_order)
-            for n in total:
-                total[n] += g[n] / len(meta_batch)
-            for n in total_lrs:
-                if g_lrs is not None:
-                    total_lrs[n] += g_lrs[n] / len(meta_batch)
-        for n, p in init.items():
-            p.grad = total[n]
-        if mc.algorithm == "metasgd":
-            for n, v in lrs.items():
-                v.grad = total_lrs[n]
+        mine = meta_batch[rank::world]  # with torchrun, each process takes its share of the speakers
+        supports = [_to(train_data.batch(t.support), device) for t in mine]
+        queries = [_to(train_data.batch(t.query), device) for t in mine]
+        g, g_lrs = task_gradient_sum(mc, loss, fast, alphas, supports, queries)
+        flat = torch.cat([g[n].flatten() for n in init] + ([g_lrs[n].flatten() for n in lrs] if g_lrs else []))
+        if world > 1:
+            torch.distributed.all_reduce(flat)
+        flat = flat / len(meta_batch)
+        offset = 0
+        for p in outer:
+            p.grad = flat[offset:offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
         torch.nn.utils.clip_grad_norm_(outer, mc.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -152,13 +170,33 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
             for old in checkpoints(exp_dir, r"step-(\d+)\.pt")[:-2]:
                 old.unlink()
     bar.close()
-    result = evaluate()
-    append_csv_row(metrics_path, METRICS, result)
-    log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", step, result["query_loss_before"],
-             result["query_loss_after"])
-    save(exp_dir / f"step-{step}.pt")
-    save(exp_dir / "meta.pt")
+    if main:
+        result = evaluate()
+        append_csv_row(metrics_path, METRICS, result)
+        log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", step, result["query_loss_before"],
+                 result["query_loss_after"])
+        save(exp_dir / f"step-{step}.pt")
+        save(exp_dir / "meta.pt")
     return result
+
+
+def task_gradient_sum(mc: MetaConfig, loss, fast: dict, lrs: dict, supports: list[dict], queries: list[dict]
+                      ) -> tuple[dict, dict | None]:
+    """Sum over tasks of (initialization gradient, rate gradient or None): all speakers in one vmap pass when
+    `mc.batched`, else one speaker after another."""
+    if not supports:
+        return {n: torch.zeros_like(v) for n, v in fast.items()}, (
+            {n: torch.zeros_like(v) for n, v in lrs.items()} if mc.algorithm == "metasgd" else None)
+    if mc.batched:
+        g, g_lrs = batched_meta_gradient(mc.algorithm, loss, fast, lrs, supports, queries, mc.inner_steps,
+                                         mc.first_order)
+        n = len(supports)
+        return {k: v * n for k, v in g.items()}, ({k: v * n for k, v in g_lrs.items()} if g_lrs else None)
+    grads = [meta_gradient(mc.algorithm, loss, fast, lrs, s, q, mc.inner_steps, mc.first_order)
+             for s, q in zip(supports, queries, strict=True)]
+    g = {k: torch.stack([one[0][k] for one in grads]).sum(0) for k in fast}
+    g_lrs = {k: torch.stack([one[1][k] for one in grads]).sum(0) for k in lrs} if grads[0][1] is not None else None
+    return g, g_lrs
 
 
 def _spk2utt(data: UttData) -> dict[str, list[str]]:
