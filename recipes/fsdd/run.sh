@@ -64,11 +64,11 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ] && [ ! -f exp/.base.done ]; the
   touch exp/.base.done
 fi
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [ ! -f exp/.decode.done ]; then
   echo "stage 4: decoding and scoring the base model on the held-out speakers"
   ../TEMPLATE/decode_score.sh exp/base/average.pt data/test exp/base/decode_test data/lang_char/lm2.json \
     data/train_cv
-  exit 0
+  touch exp/.decode.done
 fi
 
 echo "Done: data, feature and split stages (run up to --stop-stage 4 for training and decoding)."

@@ -68,9 +68,10 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [ ! -f exp/.base.done ]; the
     --units data/lang_char/units.txt --exp-dir exp/base --resume --init-from exp/pretrain/average.pt
   touch exp/.base.done
 fi
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ] && [ ! -f exp/.decode.done ]; then
   echo "stage 5: decoding and scoring the base model on the held-out speakers"
   ../TEMPLATE/decode_score.sh exp/base/average.pt data/test exp/base/decode_test data/lang_char/lm3.json \
     data/train_cv "$corpus_dir/resource/lexicon.txt"
+  touch exp/.decode.done
 fi
 echo "Done (stages $stage-$stop_stage)."

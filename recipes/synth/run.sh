@@ -50,19 +50,25 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ] && [ ! -f exp/.base.done ]; the
   touch exp/.base.done
 fi
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [ ! -f exp/.decode.done ]; then
   echo "stage 4: decoding and scoring the base model"
   for split in dev test; do
     ../TEMPLATE/decode_score.sh exp/base/average.pt "data/corpus/$split" "exp/base/decode_$split" \
       data/lang_char/lm3.json data/corpus/dev
   done
-  exit 0
+  touch exp/.decode.done
 fi
 
-echo "Done: data, feature and split stages only (training, meta-learning and adaptation stages are not in this" \
-     "recipe yet)."
+echo "Done: stages $stage-$stop_stage (data, features, splits, base training, decoding). Meta-training, speaker" \
+     "adaptation and the per-method WER report are not in this recipe yet."
 for split in train dev test; do
   echo "  data/corpus/$split: $(wc -l < data/corpus/$split/spk2utt) speakers, $(wc -l < data/corpus/$split/utt2spk)" \
-       "utterances, features in feats.scp"
+       "utterances"
 done
-echo "  units: data/lang_char/units.txt; few-shot lists: data/fewshot/ ($(ls data/fewshot | wc -l) files)"
+for split in dev test; do
+  for method in greedy beam; do
+    report=exp/base/decode_$split/$method/score/wer.json
+    [ -f "$report" ] && echo "  base model, $split, $method: $(python -c "import json,sys; r=json.load(open(sys.argv[1])); \
+print(r['kaldi'], 'CER %.2f%%' % (100 * r['cer']))" "$report")"
+  done
+done
