@@ -71,6 +71,6 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [ ! -f exp/.decode.done ]; t
   touch exp/.decode.done
 fi
 
-echo "Done: data, feature and split stages (run up to --stop-stage 4 for training and decoding)."
+echo "Done: stages $stage-$stop_stage."
 echo "Data dir: $(pwd)/data/all ($(wc -l < data/all/utt2spk) utterances, $(wc -l < data/all/spk2utt) speakers);" \
      "features: data/all/feats.scp, CMVN: data/all/cmvn.npz, units: data/lang_char/units.txt"
