@@ -32,7 +32,7 @@ from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
-from speechmeta.train import _rng_state, _set_rng_state, load_model, resolve_device
+from speechmeta.train import load_model, resolve_device, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "seconds"]
@@ -105,7 +105,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
             lrs[n].data.copy_(v)
         optimizer.load_state_dict(saved["optimizer"])
         step = saved["step"]
-        _set_rng_state(saved["rng"])
+        set_rng_state(saved["rng"])
         log.info("resumed from %s at meta-step %d", last, step)
     main = rank == 0  # only the first process writes files and evaluates
     if main:
@@ -118,7 +118,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
         if not main:
             return
         save_checkpoint(path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": _rng_state(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": rng_state(),
             "config": to_dict(base_cfg), "meta_config": to_dict(cfg.meta), "tokenizer": tokenizer.to_dict(),
             "cmvn_global": state.get("cmvn_global"),
             "meta": {"algorithm": mc.algorithm, "param_set": mc.param_set, "adapter_dim": mc.adapter_dim,

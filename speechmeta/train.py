@@ -85,14 +85,14 @@ def evaluate(model: ConformerCTC, data: UttData, utts: list[str], max_frames: in
     return {"loss": total_loss / max(total_units, 1), "wer": result["wer"], "cer": result["cer"], "hyps": hyps}
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
@@ -134,7 +134,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
         scheduler.load_state_dict(state["scheduler"])
         epoch, done_in_epoch, step = state["epoch"], state["batch_in_epoch"], state["step"]
         skipped, loss_sum, loss_batches = state["skipped_batches"], state["loss_sum"], state["loss_batches"]
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         log.info("resumed from %s: epoch %d, batch %d, step %d", last, epoch, done_in_epoch, step)
     elif init_from is not None:
         load_init(model, init_from)
@@ -151,7 +151,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
         save_checkpoint(path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "epoch": next_epoch, "batch_in_epoch": batch_in_epoch, "step": step, "skipped_batches": skipped,
-            "loss_sum": loss_sum, "loss_batches": loss_batches, "rng": _rng_state(), "config": to_dict(cfg),
+            "loss_sum": loss_sum, "loss_batches": loss_batches, "rng": rng_state(), "config": to_dict(cfg),
             "tokenizer": tokenizer.to_dict(), "cmvn_global": torch.from_numpy(train_data.global_stats)
             if train_data.global_stats is not None else None,
         })

@@ -38,7 +38,7 @@ def meta_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Params, suppo
     raise ValueError(f"unknown meta-learning algorithm '{algorithm}', expected one of {', '.join(ALGORITHMS)}")
 
 
-def _pad_time(t: torch.Tensor, width: int) -> torch.Tensor:
+def pad_time(t: torch.Tensor, width: int) -> torch.Tensor:
     """Pad dimension 1 (time of feats (B, T, F), or labels of targets (B, S)) to `width`."""
     pad = (0, 0, 0, width - t.shape[1]) if t.dim() == 3 else (0, width - t.shape[1])
     return torch.nn.functional.pad(t, pad)
@@ -49,6 +49,6 @@ def merge_batches(a: dict, b: dict) -> dict:
     out = {k: torch.cat([a[k], b[k]]) for k in ("feat_lens", "target_lens")}
     for k in ("feats", "targets"):
         width = max(a[k].shape[1], b[k].shape[1])
-        out[k] = torch.cat([_pad_time(a[k], width), _pad_time(b[k], width)])
+        out[k] = torch.cat([pad_time(a[k], width), pad_time(b[k], width)])
     out["utts"] = list(a.get("utts", [])) + list(b.get("utts", []))
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch.func import vmap
 
-from speechmeta.meta.algorithms import _pad_time, meta_gradient
+from speechmeta.meta.algorithms import meta_gradient, pad_time
 from speechmeta.meta.inner import LossFn, Params
 
 KEYS = ("feats", "feat_lens", "targets", "target_lens")
@@ -22,7 +22,7 @@ def stack_batches(batches: list[dict]) -> dict:
     out = {}
     for k in ("feats", "targets"):
         width = max(b[k].shape[1] for b in batches)
-        out[k] = torch.stack([_pad_time(b[k], width) for b in batches])
+        out[k] = torch.stack([pad_time(b[k], width) for b in batches])
     for k in ("feat_lens", "target_lens"):
         out[k] = torch.stack([b[k] for b in batches])
     return out
