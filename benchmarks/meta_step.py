@@ -4,7 +4,8 @@
 Prints JSON. Random features stand in for speech (the cost depends only on shapes): S speakers, K support and Q query
 utterances of T frames each, LHUC adaptation of the chosen model size. Both paths use the tensor-op CTC so that
 only the batching differs; the loop with F.ctc_loss (what first-order meta-training uses unbatched) is also timed.
-    python benchmarks/meta_step.py [--size small] [--speakers 4] [--frames 300] [--inner-steps 3] [--repeats 3]
+    python benchmarks/meta_step.py [--device cpu|cuda] [--size small] [--speakers 4] [--frames 300] \
+        [--inner-steps 3] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -25,25 +26,31 @@ from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, 
 from speechmeta.model.conformer import ConformerCTC, ModelConfig
 
 
-def batch(utts: int, frames: int, labels: int, vocab: int, seed: int) -> dict:
+def batch(utts: int, frames: int, labels: int, vocab: int, seed: int, device: torch.device) -> dict:
     g = torch.Generator().manual_seed(seed)
-    return {"feats": torch.randn(utts, frames, 80, generator=g), "feat_lens": torch.full((utts,), frames),
-            "targets": torch.randint(3, vocab, (utts, labels), generator=g),
-            "target_lens": torch.full((utts,), labels)}
+    out = {"feats": torch.randn(utts, frames, 80, generator=g), "feat_lens": torch.full((utts,), frames),
+           "targets": torch.randint(3, vocab, (utts, labels), generator=g),
+           "target_lens": torch.full((utts,), labels)}
+    return {k: v.to(device) for k, v in out.items()}
 
 
-def timed(fn, repeats: int) -> float:
+def timed(fn, repeats: int, device: torch.device) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
     p.add_argument("--size", default="small")
     p.add_argument("--speakers", type=int, default=4)
     p.add_argument("--shots", type=int, default=5)
@@ -55,12 +62,13 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     vocab = 30
-    model = attach_speaker_params(ConformerCTC(ModelConfig(size=args.size), vocab), "lhuc").train()
+    device = torch.device(args.device)
+    model = attach_speaker_params(ConformerCTC(ModelConfig(size=args.size), vocab), "lhuc").to(device).train()
     fast, frozen = split_params(model, adapted_names(model, "lhuc"))
-    lrs = {k: torch.tensor(0.1) for k in fast}
+    lrs = {k: torch.tensor(0.1, device=device) for k in fast}
     labels = args.frames // 4 // 3
-    supports = [batch(args.shots, args.frames, labels, vocab, s) for s in range(args.speakers)]
-    queries = [batch(args.query, args.frames, labels, vocab, 100 + s) for s in range(args.speakers)]
+    supports = [batch(args.shots, args.frames, labels, vocab, s, device) for s in range(args.speakers)]
+    queries = [batch(args.query, args.frames, labels, vocab, 100 + s, device) for s in range(args.speakers)]
     results = {}
     for algorithm in args.algorithms:
         ops_loss = ctc_task_loss(model, frozen, twice_differentiable=True)
@@ -73,9 +81,10 @@ def main() -> None:
         def batched(algorithm=algorithm, loss=ops_loss):
             batched_meta_gradient(algorithm, loss, fast, lrs, supports, queries, args.inner_steps, True)
 
-        row = {"loop_seconds": timed(loop, args.repeats), "batched_seconds": timed(batched, args.repeats)}
+        row = {"loop_seconds": timed(loop, args.repeats, device),
+               "batched_seconds": timed(batched, args.repeats, device)}
         if algorithm != "maml":  # F.ctc_loss has no double backward
-            row["loop_fused_ctc_seconds"] = timed(lambda a=algorithm, f=fused_loss: loop(f, a), args.repeats)
+            row["loop_fused_ctc_seconds"] = timed(lambda a=algorithm, f=fused_loss: loop(f, a), args.repeats, device)
         row["batched_speedup"] = row["loop_seconds"] / row["batched_seconds"]
         results[algorithm] = {k: round(v, 3) for k, v in row.items()}
     print(json.dumps({
@@ -83,7 +92,7 @@ def main() -> None:
         "shots": args.shots, "query": args.query, "frames_per_utt": args.frames, "inner_steps": args.inner_steps,
         "statistic": f"median of {args.repeats}", "results": results, "threads": torch.get_num_threads(),
         "machine": {"cpu": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-                    "device": "cpu"},
+                    "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"},
     }, indent=1))
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from speechmeta.meta.algorithms import meta_gradient
-from speechmeta.meta.batched import batched_meta_gradient
-from speechmeta.meta.inner import ctc_task_loss
+from speechmeta.meta.batched import batched_adapt, batched_meta_gradient
+from speechmeta.meta.inner import adapt, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.model.conformer import ConformerCTC, ModelConfig
 
@@ -39,3 +39,20 @@ def test_batched_equals_loop(algorithm, param_set):
         for k in fast:
             torch.testing.assert_close(g_lrs[k], torch.stack([one[1][k] for one in loop]).mean(0), rtol=1e-4,
                                        atol=1e-6)
+
+
+@pytest.mark.parametrize("param_set,chunk_size", [("lhuc", None), ("adapter", 2)])
+def test_batched_adapt_equals_loop(param_set, chunk_size):
+    torch.manual_seed(0)
+    model = attach_speaker_params(ConformerCTC(ModelConfig(size="tiny", dropout=0.0), 8), param_set).eval()
+    fast, frozen = split_params(model, adapted_names(model, param_set))
+    lrs = {k: torch.tensor(0.5) for k in fast}
+    loss = ctc_task_loss(model, frozen, twice_differentiable=True)
+    supports = [batch(30 + s) for s in range(3)]
+    adapted = batched_adapt(loss, fast, lrs, supports, 3, chunk_size=chunk_size)
+    for s, support in enumerate(supports):
+        one = adapt(loss, fast, support, lrs, 3, first_order=True)
+        for k in fast:
+            assert adapted[k].shape == (3, *fast[k].shape)
+            torch.testing.assert_close(adapted[k][s], one[k], rtol=1e-4, atol=1e-5)
+    assert any(not torch.equal(adapted[k][0], fast[k]) for k in fast)  # adaptation moved something

@@ -1,7 +1,7 @@
-"""Batched speakers: the meta-gradients of S speakers in one pass with `torch.func.vmap`, no Python loop over
-speakers. Each task's batches are padded to a common shape and stacked along a leading speaker dimension; padding
-is masked everywhere in the model and the loss, so the result equals the per-speaker loop (tested). The loss must be
-built with `twice_differentiable=True`: that CTC is plain tensor ops, which vmap batches.
+"""Batched speakers: the adaptation, or the meta-gradients, of S speakers in one pass with `torch.func.vmap`, no
+Python loop over speakers. Each task's batches are padded to a common shape and stacked along a leading speaker
+dimension; padding is masked everywhere in the model and the loss, so the result equals the per-speaker loop
+(tested). The loss must be built with `twice_differentiable=True`: that CTC is plain tensor ops, which vmap batches.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 from torch.func import vmap
 
 from speechmeta.meta.algorithms import meta_gradient, pad_time
-from speechmeta.meta.inner import LossFn, Params
+from speechmeta.meta.inner import LossFn, Params, adapt
 
 KEYS = ("feats", "feat_lens", "targets", "target_lens")
 
@@ -40,3 +40,15 @@ def batched_meta_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Param
     g, g_lrs = vmap(one, randomness="different")({k: support[k] for k in KEYS}, {k: query[k] for k in KEYS})
     mean = {k: v.mean(0) for k, v in g.items()}
     return mean, ({k: v.mean(0) for k, v in g_lrs.items()} if g_lrs else None)
+
+
+def batched_adapt(loss: LossFn, init: Params, lrs: Params, supports: list[dict], steps: int,
+                  chunk_size: int | None = None) -> Params:
+    """Adapt S speakers at once: `init` adapted on each support batch, every tensor with a leading speaker dimension
+    (S, ...). `chunk_size` speakers at a time bound the memory (None: all)."""
+    support = stack_batches(supports)
+
+    def one(batch: dict) -> Params:
+        return adapt(loss, init, batch, lrs, steps, first_order=True)
+
+    return vmap(one, randomness="different", chunk_size=chunk_size)({k: support[k] for k in KEYS})

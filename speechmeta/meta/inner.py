@@ -17,12 +17,15 @@ Params = dict[str, torch.Tensor]
 LossFn = Callable[[Params, dict], torch.Tensor]
 
 
-def ctc_task_loss(model: torch.nn.Module, frozen: Params, twice_differentiable: bool = False) -> LossFn:
-    """loss(fast, batch): CTC loss of `model` run with `fast` and `frozen` parameters on `batch`."""
+def ctc_task_loss(model: torch.nn.Module, frozen: Params, twice_differentiable: bool = False,
+                  bf16: bool = False) -> LossFn:
+    """loss(fast, batch): CTC loss of `model` run with `fast` and `frozen` parameters on `batch`.
+    bf16: the model runs under CUDA bf16 autocast (the CTC itself always in fp32)."""
 
     def loss(fast: Params, batch: dict) -> torch.Tensor:
-        log_probs, lens = functional_call(model, {**frozen, **fast}, (batch["feats"], batch["feat_lens"]))
-        return ctc_loss(log_probs, batch["targets"], lens, batch["target_lens"],
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            log_probs, lens = functional_call(model, {**frozen, **fast}, (batch["feats"], batch["feat_lens"]))
+        return ctc_loss(log_probs.float(), batch["targets"], lens, batch["target_lens"],
                         twice_differentiable=twice_differentiable)
 
     return loss

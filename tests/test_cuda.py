@@ -1,0 +1,85 @@
+"""The GPU path: training (bf16 autocast), meta-training (loop and batched, first and second order), batched
+adaptation and decoding on CUDA. Skipped where there is no GPU; the CPU tests prove the same code's results."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA device: the GPU path is checked on a machine with one", allow_module_level=True)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_prep"))
+import synth  # noqa: E402
+
+from speechmeta.checkpoint import load_checkpoint  # noqa: E402
+from speechmeta.config import load_config  # noqa: E402
+from speechmeta.data.compute_feats import compute_feats  # noqa: E402
+from speechmeta.data.datadir import DataDir  # noqa: E402
+from speechmeta.data.tokenizer import CharTokenizer  # noqa: E402
+from speechmeta.decode import decode  # noqa: E402
+from speechmeta.meta.batched import batched_adapt  # noqa: E402
+from speechmeta.meta.inner import adapt, ctc_task_loss  # noqa: E402
+from speechmeta.meta_train import meta_train  # noqa: E402
+from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params  # noqa: E402
+from speechmeta.model.conformer import ConformerCTC, ModelConfig  # noqa: E402
+from speechmeta.train import load_model, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cuda")
+    synth.prepare(out, num_speakers=4, num_test=1, utts_per_spk=5, dev_utts=0, seed=0, nj=2, progress=False)
+    for split in ("train", "test"):
+        compute_feats(out / split, progress=False)
+    CharTokenizer.build(DataDir.load(out / "train").text.values()).save(out / "units.txt")
+    cfg = load_config(overrides=["model.size=tiny", "train.epochs=2", "train.average_last=1", "train.device=auto"])
+    result = train(cfg, out / "train", out / "train", out / "units.txt", out / "base", progress=False)
+    return out, result
+
+
+def test_train_runs_on_cuda_with_bf16(base):
+    out, result = base
+    assert torch.isfinite(torch.tensor(result["valid_loss"]))
+    assert load_checkpoint(out / "base" / "epoch-2.pt")["step"] > 0
+    model, *_ = load_model(out / "base" / "average.pt", "cpu")  # a model trained on GPU serves on CPU
+    log_probs, _ = model(torch.randn(1, 40, 80), torch.tensor([40]))
+    assert torch.isfinite(log_probs).all()
+
+
+@pytest.mark.parametrize("algorithm,batched", [("fomaml", False), ("fomaml", True), ("maml", True),
+                                               ("metasgd", True)])
+def test_meta_train_runs_on_cuda(base, tmp_path, algorithm, batched):
+    out, _ = base
+    cfg = load_config(overrides=["model.size=tiny", f"meta.algorithm={algorithm}", "meta.param_set=lhuc",
+                                 "meta.meta_steps=2", "meta.speakers_per_batch=2", "meta.shots=2", "meta.query=2",
+                                 "meta.inner_steps=2", "meta.eval_every=1", "meta.eval_tasks=1",
+                                 f"meta.batched={str(batched).lower()}", "meta.device=cuda"])
+    result = meta_train(cfg, out / "base" / "average.pt", out / "train", out / "test", tmp_path, progress=False)
+    assert torch.isfinite(torch.tensor([result["query_loss_before"], result["query_loss_after"]])).all()
+
+
+def test_decode_runs_on_cuda(base, tmp_path):
+    out, _ = base
+    decode(out / "base" / "average.pt", out / "test", tmp_path, device="cuda")
+    assert (tmp_path / "hyp.txt").read_text().strip()
+
+
+def test_batched_adapt_equals_loop_on_cuda():
+    torch.manual_seed(0)
+    model = attach_speaker_params(ConformerCTC(ModelConfig(size="tiny", dropout=0.0), 8), "lhuc").cuda().eval()
+    fast, frozen = split_params(model, adapted_names(model, "lhuc"))
+    lrs = {k: torch.tensor(0.5, device="cuda") for k in fast}
+    loss = ctc_task_loss(model, frozen, twice_differentiable=True)
+    g = torch.Generator().manual_seed(1)
+    supports = [{"feats": torch.randn(2, 50, 80, generator=g).cuda(), "feat_lens": torch.tensor([50, 40]).cuda(),
+                 "targets": torch.randint(3, 8, (2, 3), generator=g).cuda(), "target_lens": torch.tensor([3, 2]).cuda()}
+                for _ in range(4)]
+    adapted = batched_adapt(loss, fast, lrs, supports, 3)
+    for s, support in enumerate(supports):
+        one = adapt(loss, fast, support, lrs, 3, first_order=True)
+        for k in fast:
+            torch.testing.assert_close(adapted[k][s], one[k], rtol=1e-3, atol=1e-5)
