@@ -116,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(path=args.config, overrides=args.overrides)
     setup_logging(args.exp_dir / "log" / "train.log")
-    log.info("speechmeta train %s", " ".join(sys.argv[1:]))
+    log.info("speechmeta %s", " ".join(sys.argv[1:]))
     result = train(cfg, args.train_dir, args.valid_dir, args.units, args.exp_dir, resume=args.resume,
                    init_from=args.init_from, progress=not args.no_progress)
     log.info("done: %s", result)
@@ -154,7 +154,7 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(path=args.config, overrides=args.overrides)
     setup_logging(args.exp_dir / "log" / "meta-train.log")
-    log.info("speechmeta meta-train %s", " ".join(sys.argv[1:]))
+    log.info("speechmeta %s", " ".join(sys.argv[1:]))
     result = meta_train(cfg, args.base, args.train_dir, args.valid_dir, args.exp_dir, resume=args.resume,
                         progress=not args.no_progress)
     log.info("done: %s", result)
