@@ -131,7 +131,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     result = decode(args.model, args.data, args.out, args.method, args.beam, args.lm, args.lm_weight,
-                    args.word_bonus, args.lexicon, args.device)
+                    args.word_bonus, args.lexicon, args.device, profile=args.profile)
     print(f"{args.out}/hyp.txt: {result['utterances']} utterances, {result['audio_seconds']:.1f} s of audio, "
           f"decoded in {result['decode_seconds']:.2f} s, RTF {result['rtf']:.4f} ({args.method})")
     return 0
@@ -255,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lexicon", type=Path, help="allowed words (first column of each line)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--profile", type=Path, help="speaker profile (speechmeta adapt) to decode with")
 
     p = add("train-lm", cmd_train_lm, "train a word n-gram LM on transcripts",
             "Train a word n-gram language model (interpolated Witten-Bell) on a Kaldi text file, for beam search.")
@@ -271,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hyp", type=Path, required=True, help="hypothesis text (utt words...)")
     p.add_argument("--utt2spk", type=Path, help="utterance -> speaker, for the per-speaker table and interval")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+
+    from speechmeta.cli_adapt import register
+
+    register(add)
     return parser
 
 

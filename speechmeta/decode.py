@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from speechmeta.adapt import apply_profile
 from speechmeta.data.dataset import UttData, length_batches
 from speechmeta.fileio import atomic_write_lines
 from speechmeta.lm import NgramLM
@@ -34,12 +35,18 @@ def read_lexicon(path: str | os.PathLike) -> list[str]:
 
 def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greedy", beam_size: int = 10,
            lm_path: Path | None = None, lm_weight: float = 0.5, word_bonus: float = 0.0,
-           lexicon_path: Path | None = None, device: str = "cpu", max_frames: int = 20000) -> dict:
-    """Decode every utterance with features in `data_dir`; returns counts, timings and the RTF."""
+           lexicon_path: Path | None = None, device: str = "cpu", max_frames: int = 20000,
+           profile: Path | None = None) -> dict:
+    """Decode every utterance with features in `data_dir` (with a speaker profile's tensors loaded, if given);
+    returns counts, timings and the RTF."""
     if method not in ("greedy", "beam"):
         raise ValueError(f"decoding method must be greedy or beam, not '{method}'")
     model, tokenizer, cfg, state = load_model(model_path, device)
     dev = resolve_device(device)
+    if profile is not None:
+        info = apply_profile(model, model_path, profile)
+        log.info("speaker profile %s: %s adaptation to %s from %d utterance(s)", profile, info.get("method"),
+                 info.get("spk"), info.get("k", 0))
     stats = state.get("cmvn_global")
     data = UttData(data_dir, tokenizer, cfg.cmvn, global_stats=stats.numpy() if stats is not None else None)
     search = None

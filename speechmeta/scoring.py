@@ -108,6 +108,7 @@ def score(ref: dict[str, str], hyp: dict[str, str], utt2spk: dict[str, str] | No
         char_err, char_total = _char_errors(ref[utt], hyp[utt])
         per_utt[utt] = {k: c[k] for k in ("sub", "del", "ins", "hits", "ref_words", "hyp_words", "alignment")}
         per_utt[utt]["spk"] = utt2spk[utt]
+        per_utt[utt]["char_errors"], per_utt[utt]["chars"] = char_err, char_total
         for kind, word in c["events"]:
             words[(word, kind)] += 1
         for k in ("sub", "del", "ins", "hits", "ref_words", "hyp_words"):
@@ -122,7 +123,9 @@ def score(ref: dict[str, str], hyp: dict[str, str], utt2spk: dict[str, str] | No
         utts = [u for u in ref if utt2spk[u] == spk]
         e = sum(per_utt[u]["sub"] + per_utt[u]["del"] + per_utt[u]["ins"] for u in utts)
         w = sum(per_utt[u]["ref_words"] for u in utts)
-        speakers[spk] = {"utts": len(utts), "ref_words": w, "errors": e, "wer": e / max(w, 1)}
+        speakers[spk] = {"utts": len(utts), "ref_words": w, "errors": e, "wer": e / max(w, 1),
+                         "char_errors": sum(per_utt[u]["char_errors"] for u in utts),
+                         "chars": sum(per_utt[u]["chars"] for u in utts)}
     spk_errors = np.array([s["errors"] for s in speakers.values()], dtype=float)
     spk_words = np.array([s["ref_words"] for s in speakers.values()], dtype=float)
     low, high = bootstrap_ci(spk_errors, spk_words)
@@ -133,6 +136,7 @@ def score(ref: dict[str, str], hyp: dict[str, str], utt2spk: dict[str, str] | No
                 for w in vocabulary}
     return {
         "wer": errors / n, "cer": totals["char_errors"] / max(totals["chars"], 1),
+        "char_errors": totals["char_errors"], "chars": totals["chars"],
         "ser": totals["sentence_errors"] / len(ref), "errors": errors, "ref_words": totals["ref_words"],
         "sub": totals["sub"], "del": totals["del"], "ins": totals["ins"], "hits": totals["hits"],
         "precision": totals["hits"] / max(totals["hyp_words"], 1), "recall": totals["hits"] / n,

@@ -230,13 +230,17 @@ def write_average(exp_dir: Path, last_n: int) -> Path:
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[ConformerCTC, CharTokenizer, Config, dict]:
-    """A trained model ready for decoding: (model in eval mode, tokenizer, config, checkpoint state)."""
+    """A trained model ready for decoding: (model in eval mode, tokenizer, config, checkpoint state). A meta-trained
+    model comes with the speaker parameters (LHUC, adapters) its rule adapts."""
     from speechmeta.config import from_dict
+    from speechmeta.model.adapt_params import attach_speaker_params
 
     state = load_checkpoint(path)
     cfg = from_dict(Config, state["config"])
     tokenizer = CharTokenizer.from_dict(state["tokenizer"])
     model = ConformerCTC(cfg.model, len(tokenizer))
+    if "meta" in state:
+        attach_speaker_params(model, state["meta"]["param_set"], state["meta"]["adapter_dim"])
     model.load_state_dict(state["model"])
     return model.to(resolve_device(device)).eval(), tokenizer, cfg, state
 

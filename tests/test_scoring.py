@@ -21,7 +21,9 @@ def test_hand_computed_counts():
     assert r["kaldi"] == "%WER 55.56 [ 5 / 9, 1 ins, 3 del, 1 sub ]"
     assert r["ser"] == 1.0
     assert r["precision"] == pytest.approx(5 / 7) and r["recall"] == pytest.approx(5 / 9)
-    assert r["per_speaker"]["spkA"] == {"utts": 2, "ref_words": 7, "errors": 3, "wer": pytest.approx(3 / 7)}
+    # characters with spaces: a1 C->B and " ON" inserted (4 of 11), a2 "B " deleted (2 of 7)
+    assert r["per_speaker"]["spkA"] == {"utts": 2, "ref_words": 7, "errors": 3, "wer": pytest.approx(3 / 7),
+                                        "char_errors": 6, "chars": 18}
     assert r["per_speaker"]["spkB"]["wer"] == 1.0
     assert r["per_utterance"]["a1"]["alignment"] == "THE (CAT->BAT) SAT (*->ON)"
     assert r["per_utterance"]["b1"]["alignment"] == "(HELLO->*) (WORLD->*)"

@@ -1,0 +1,140 @@
+"""Few-shot adaptation, evaluated: each held-out speaker adapted from its K support utterances and scored on its test
+utterances, for every K and seed of the few-shot split files (`data_prep/splits.py fewshot`), so every method sees
+the same support and the same test utterances. `none` is scored once per seed, as K=0, on the same test utterances.
+
+Layout: OUT/k{K}/seed{S}/{hyp.txt, ref.txt, utt2spk, wer.json, wer.md}; a finished (K, seed) is kept on a rerun.
+`tune` picks a method's steps (and, for the baselines, its rate) on dev speakers: one adaptation run per rate,
+hypotheses read at each step count of `milestones`, lowest dev WER (summed over K) wins.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from speechmeta.adapt import Adapter, adapt_speakers, adapt_trajectory, greedy_hyps, load_adapter, pseudo_label
+from speechmeta.data.datadir import read_table
+from speechmeta.data.dataset import UttData, length_batches
+from speechmeta.fileio import atomic_write_lines, atomic_write_text
+from speechmeta.scoring import score, write_report
+
+log = logging.getLogger(__name__)
+
+
+def read_lists(path: Path) -> dict[str, list[str]]:
+    """spk2utt-format file: speaker -> utterances."""
+    if not path.is_file():
+        raise FileNotFoundError(f"few-shot split file not found: {path} (run data_prep/splits.py fewshot)")
+    return {e.key: e.value.split() for e in read_table(path).entries}
+
+
+def open_data(ad: Adapter, data_dir: Path) -> UttData:
+    stats = ad.state.get("cmvn_global")
+    return UttData(data_dir, ad.tokenizer, ad.cfg.cmvn, global_stats=stats.numpy() if stats is not None else None)
+
+
+def decode_speaker(ad: Adapter, fast, data: UttData, utts: list[str], max_frames: int = 20000) -> dict[str, str]:
+    hyps: dict[str, str] = {}
+    for chunk in length_batches({u: data.num_frames[u] for u in utts}, max_frames, shuffle=False):
+        hyps.update(greedy_hyps(ad, fast, data.batch(chunk)))
+    return hyps
+
+
+def support_batches(ad: Adapter, data: UttData, support: dict[str, list[str]], spks: list[str], unsupervised: bool,
+                    min_confidence: float) -> list[dict]:
+    batches = [data.batch(support[s]) for s in spks]
+    if unsupervised:
+        batches = [pseudo_label(ad, b, min_confidence)[0] for b in batches]
+    return batches
+
+
+def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds: list[int], out: Path,
+             unsupervised: bool = False, min_confidence: float = 0.7, progress: bool = True) -> list[dict]:
+    """Adapt and score every (K, seed); returns one summary per (K, seed)."""
+    data = open_data(ad, data_dir)
+    summaries = []
+    for seed in seeds:
+        test = read_lists(fewshot / f"test.seed{seed}")
+        for k in ([0] if ad.method == "none" else shots):
+            where = out / f"k{k}" / f"seed{seed}"
+            if (where / "wer.json").exists():
+                summaries.append(json.loads((where / "summary.json").read_text()))
+                continue
+            support = read_lists(fewshot / f"support.k{k}.seed{seed}") if k else {s: [] for s in test}
+            spks = sorted(s for s in test if s in support)
+            hyps, seconds = {}, 0.0
+            bar = tqdm(spks, desc=f"{ad.method} K={k} seed={seed}", unit="spk", disable=not progress, leave=False)
+            for spk in bar:  # one speaker at a time on CPU; the GPU batches in adapt_speakers
+                began = time.perf_counter()
+                batches = support_batches(ad, data, support, [spk], unsupervised, min_confidence) if k else [{}]
+                fast = adapt_speakers(ad, batches)[0] if k else ad.fast
+                seconds += time.perf_counter() - began
+                hyps.update(decode_speaker(ad, fast, data, [u for u in test[spk] if u in data.num_frames]))
+            ref = {u: ad.tokenizer.norm(data.data.text[u]) for u in hyps}
+            utt2spk = {u: data.data.utt2spk[u] for u in hyps}
+            result = score(ref, hyps, utt2spk)
+            result.update({"method": ad.method, "k": k, "seed": seed, "steps": ad.steps if k else 0,
+                           "adapt_seconds_per_speaker": seconds / max(len(spks), 1), "unsupervised": unsupervised})
+            where.mkdir(parents=True, exist_ok=True)
+            atomic_write_lines(where / "hyp.txt", [f"{u} {hyps[u]}".rstrip() for u in sorted(hyps)])
+            atomic_write_lines(where / "ref.txt", [f"{u} {ref[u]}" for u in sorted(ref)])
+            atomic_write_lines(where / "utt2spk", [f"{u} {utt2spk[u]}" for u in sorted(utt2spk)])
+            summary = {k2: result[k2] for k2 in ("method", "k", "seed", "steps", "wer", "cer", "errors", "ref_words",
+                                                  "char_errors", "chars", "speakers", "adapt_seconds_per_speaker",
+                                                  "unsupervised", "per_speaker")}
+            atomic_write_text(where / "summary.json", json.dumps(summary, indent=1) + "\n")
+            write_report(result, where)  # wer.json last: it marks the (K, seed) finished
+            log.info("%s K=%d seed=%d: %s, CER %.2f%% (%d speakers, %.2f s adaptation per speaker)", ad.method, k,
+                     seed, result["kaldi"], 100 * result["cer"], len(spks), summary["adapt_seconds_per_speaker"])
+            summaries.append(summary)
+    return summaries
+
+
+def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: list[int], seed: int,
+         lrs: list[float | None], milestones: list[int], device: str = "cpu", max_test_utts: int = 20,
+         progress: bool = True) -> dict:
+    """The (steps, lr) of `method` with the lowest WER on dev speakers (errors summed over K). lr None: the
+    method's own (a meta rule's rates)."""
+    test = read_lists(fewshot / f"test.seed{seed}")
+    grid: list[dict] = []
+    data = None
+    for lr in lrs:
+        ad = load_adapter(model_path, method, steps=max(milestones), lr=lr, device=device)
+        data = data or open_data(ad, data_dir)
+        errors = {m: 0 for m in milestones}
+        words = 0
+        diverged = set()
+        for k in shots:
+            support = read_lists(fewshot / f"support.k{k}.seed{seed}")
+            for spk in tqdm(sorted(s for s in test if s in support), desc=f"tune {method} lr={lr} K={k}",
+                            disable=not progress, leave=False):
+                utts = [u for u in test[spk] if u in data.num_frames][:max_test_utts]
+                ref = {u: ad.tokenizer.norm(data.data.text[u]) for u in utts}
+                words += sum(len(r.split()) for r in ref.values())
+                for m, fast in adapt_trajectory(ad, data.batch(support[spk]), milestones).items():
+                    if not all(torch.isfinite(v).all() for v in fast.values()):
+                        diverged.add(m)
+                        errors[m] += sum(len(r.split()) for r in ref.values())
+                        continue
+                    errors[m] += score(ref, decode_speaker(ad, fast, data, utts))["errors"]
+        for m in milestones:
+            grid.append({"lr": lr, "steps": m, "wer": errors[m] / max(words, 1), "diverged": m in diverged})
+            log.info("tune %s: lr %s, %d steps: dev WER %.4f", method, lr, m, grid[-1]["wer"])
+    best = min(grid, key=lambda r: (r["wer"], r["steps"]))
+    return {"method": method, "model": str(model_path), "dev": str(data_dir), "shots": shots, "seed": seed,
+            "best": {"steps": best["steps"], "lr": best["lr"]}, "grid": grid}
+
+
+def load_or_tune(path: Path, **kwargs) -> dict:
+    """The tuning result at `path`, computed and written once."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = tune(**kwargs)
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+    return result
+

@@ -1,0 +1,148 @@
+"""The adaptation subcommands of `speechmeta`: adapt, transcribe, adapt-eval, report (registered by cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("speechmeta")
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from speechmeta.adapt import adapt_to_speaker
+
+    support = None
+    if args.support_list:
+        tokens = Path(args.support_list).read_text(encoding="utf-8").split()
+        support = [t for t in tokens if t != args.spk]  # one utt per line, or an spk2utt line
+    info = adapt_to_speaker(args.model, args.data, args.spk, args.out, k=args.k, support_list=support,
+                            method=args.method, steps=args.steps, lr=args.lr, unsupervised=args.unsupervised,
+                            min_confidence=args.min_confidence, device=args.device, seed=args.seed)
+    print(f"{args.out}: {info['method']} profile of speaker {info['spk']} from {info['k']} utterance(s), "
+          f"{info['steps']} steps, {info['adapt_seconds']:.2f} s")
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from speechmeta.transcribe import transcribe
+
+    for path, text in transcribe(args.model, args.files, args.profile, args.device, args.lm, args.lexicon,
+                                 args.lm_weight, args.word_bonus):
+        print(f"{path} {text}".rstrip())
+    return 0
+
+
+def cmd_adapt_eval(args: argparse.Namespace) -> int:
+    from speechmeta.adapt import load_adapter
+    from speechmeta.adapt_eval import evaluate, load_or_tune
+    from speechmeta.cli import setup_logging
+
+    setup_logging(args.out / "log" / "adapt-eval.log")
+    log.info("speechmeta %s", " ".join(sys.argv[1:]))
+    steps, lr = args.steps, args.lr
+    if args.tune_data and args.method != "none":
+        tuned = load_or_tune(args.out / "tune.json", model_path=args.model, method=args.method,
+                             data_dir=args.tune_data, fewshot=args.tune_fewshot, shots=args.shots,
+                             seed=args.seeds[0], lrs=args.tune_lrs or [None], milestones=args.tune_steps,
+                             device=args.device, progress=not args.no_progress)
+        steps, lr = tuned["best"]["steps"], tuned["best"]["lr"]
+        log.info("tuned on %s: %d steps, lr %s", args.tune_data, steps, lr)
+    ad = load_adapter(args.model, args.method, steps, lr, args.device)
+    summaries = evaluate(ad, args.data, args.fewshot, args.shots, args.seeds, args.out, args.unsupervised,
+                         args.min_confidence, progress=not args.no_progress)
+    for s in summaries:
+        print(f"{ad.method} K={s['k']} seed={s['seed']}: WER {100 * s['wer']:.2f}% CER {100 * s['cer']:.2f}% "
+              f"({s['speakers']} speakers, {s['adapt_seconds_per_speaker']:.2f} s/speaker)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from speechmeta.report import write_report
+
+    report = write_report(args.corpus, args.base_model, args.methods, args.out)
+    print(f"{args.out}/report.md")
+    ks = sorted({r["k"] for r in report["results"]})
+    methods = list(dict.fromkeys(r["method"] for r in report["results"]))
+    cell = {(r["method"], r["k"]): r for r in report["results"]}
+    print("WER % (CER %)".ljust(16) + "".join(f"K={k}".rjust(16) for k in ks))
+    for m in methods:
+        cells = [f"{100 * cell[m, k]['wer']:.2f} ({100 * cell[m, k]['cer']:.2f})" if (m, k) in cell else ""
+                 for k in ks]
+        print(m.ljust(16) + "".join(c.rjust(16) for c in cells))
+    if args.json:
+        print(json.dumps(report["results"], indent=1))
+    return 0
+
+
+def register(add) -> None:
+    """Add the subcommands through cli.build_parser's `add(name, func, help, description)`."""
+    p = add("adapt", cmd_adapt, "adapt a model to one speaker from K utterances -> speaker profile",
+            "Adapt a model to speaker SPK of a data dir from K of its utterances (or those in --support-list), "
+            "with the model's meta-learned rule (a meta-train output) or a baseline method (--method finetune, "
+            "lhuc, adapter with --steps and --lr), and write a speaker profile: a safetensors file with only the "
+            "adapted tensors plus metadata (base-model SHA-256, method, K, steps, rates, utterance ids). Features "
+            "are computed into the data dir if it has none. --unsupervised adapts from the model's own "
+            "hypotheses of confident utterances, transcripts unused.")
+    p.add_argument("--model", type=Path, required=True, help="checkpoint (meta.pt, or a base model with --method)")
+    p.add_argument("--data", type=Path, required=True, help="data dir holding the speaker's utterances")
+    p.add_argument("--spk", required=True, help="speaker id (utt2spk)")
+    p.add_argument("--k", type=int, help="number of support utterances, drawn from --seed")
+    p.add_argument("--support-list", type=Path, help="file of utterance ids to adapt from (instead of --k)")
+    p.add_argument("--out", type=Path, required=True, help="speaker profile to write (.safetensors)")
+    p.add_argument("--method", default="auto", help="auto (the model's meta rule), none, finetune, lhuc, adapter, "
+                                                     "meta")
+    p.add_argument("--steps", type=int, help="adaptation steps (default: the rule's)")
+    p.add_argument("--lr", type=float, help="adaptation rate (default: the rule's)")
+    p.add_argument("--unsupervised", action="store_true", help="adapt from the model's own hypotheses")
+    p.add_argument("--min-confidence", type=float, default=0.7, help="unsupervised: keep utterances this confident")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("transcribe", cmd_transcribe, "print the text of audio files",
+            "Transcribe WAV/FLAC files with a model, optionally with a speaker profile (speechmeta adapt). Prints "
+            "'FILE text' per file. Greedy CTC, or prefix beam search when --lm or --lexicon is given.")
+    p.add_argument("files", nargs="+", type=Path, help="audio files")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--profile", type=Path, help="speaker profile")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--lm", type=Path, help="word n-gram LM (JSON from train-lm)")
+    p.add_argument("--lexicon", type=Path, help="allowed words")
+    p.add_argument("--lm-weight", type=float, default=0.5)
+    p.add_argument("--word-bonus", type=float, default=0.0)
+
+    p = add("adapt-eval", cmd_adapt_eval, "adapt every held-out speaker for each K and score (a report's data)",
+            "For every speaker of a held-out data dir, every K of --shots and every seed: adapt from the speaker's "
+            "support utterances of the few-shot split files and decode its test utterances (greedy), scoring "
+            "each (K, seed) into OUT/k{K}/seed{S}/. With --tune-data, the steps (and for baselines the rate) are "
+            "first chosen on those dev speakers, never on the test speakers (OUT/tune.json). A rerun keeps "
+            "finished parts.")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--method", default="auto", help="auto, none, finetune, lhuc, adapter, meta")
+    p.add_argument("--data", type=Path, required=True, help="held-out speakers' data dir (with features)")
+    p.add_argument("--fewshot", type=Path, required=True, help="few-shot split folder of --data")
+    p.add_argument("--shots", type=int, nargs="+", default=[5, 10])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, help="adaptation steps (without tuning)")
+    p.add_argument("--lr", type=float, help="adaptation rate (without tuning)")
+    p.add_argument("--tune-data", type=Path, help="dev speakers' data dir to tune steps/rate on")
+    p.add_argument("--tune-fewshot", type=Path, help="few-shot split folder of --tune-data")
+    p.add_argument("--tune-lrs", type=float, nargs="+", help="rates to try (default: the method's own)")
+    p.add_argument("--tune-steps", type=int, nargs="+", default=[1, 3, 5, 10, 20], help="step counts to try")
+    p.add_argument("--unsupervised", action="store_true")
+    p.add_argument("--min-confidence", type=float, default=0.7)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = add("report", cmd_report, "the method x K report of adapt-eval outputs",
+            "Pool adapt-eval outputs (one folder per method) over seeds and write OUT/report.json (fixed schema), "
+            "OUT/report.md (method x K table with CER, relative WER reduction vs none, 95% CI over speakers, "
+            "words, adaptation time; who gains/loses; per-speaker table) and OUT/wer_vs_k.png; prints the table.")
+    p.add_argument("methods", nargs="+", type=Path, help="adapt-eval output folders")
+    p.add_argument("--corpus", required=True, help="corpus name for the report")
+    p.add_argument("--base-model", type=Path, required=True, help="the base model (its SHA-256 is recorded)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--json", action="store_true", help="also print the results as JSON")

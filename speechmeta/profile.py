@@ -1,0 +1,71 @@
+"""Speaker profiles: the tensors adapted to one speaker, in a safetensors file, plus what made them.
+
+A profile holds only the adapted tensors (LHUC scalers, adapter weights, or every weight for `finetune`) and, in the
+safetensors header, metadata: the SHA-256 of the model file it was adapted from, the method, K, steps, rates and the
+utterance ids used. safetensors holds tensors and strings only, so loading a profile cannot run code. A profile is
+refused on any other model file, and when its tensors do not match the model's adapted parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
+
+from speechmeta.fileio import atomic_open
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used with this model (wrong base, missing/extra tensors, unreadable)."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_profile(path: str | os.PathLike, tensors: dict[str, torch.Tensor], base_sha256: str, info: dict) -> None:
+    """Write the adapted `tensors` and `info` (method, k, steps, rates, utts, ...) atomically."""
+    metadata = {"format": "speechmeta-profile-1", "base_model_sha256": base_sha256, "info": json.dumps(info)}
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as f:
+        f.write(save(tensors, metadata=metadata))
+
+
+def load_profile(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str, dict]:
+    """(tensors, base model SHA-256, info)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProfileError(f"speaker profile not found: {path}")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ProfileError(f"cannot read speaker profile {path}: {e}") from e
+    if metadata.get("format") != "speechmeta-profile-1" or "base_model_sha256" not in metadata:
+        raise ProfileError(f"{path} is not a speechmeta speaker profile (no profile metadata)")
+    return tensors, metadata["base_model_sha256"], json.loads(metadata.get("info", "{}"))
+
+
+def check_profile(path: str | os.PathLike, model_path: str | os.PathLike, expected: set[str],
+                  tensors: dict[str, torch.Tensor], base_sha256: str) -> None:
+    """Refuse a profile made for another model file, or whose tensors are not the parameters it should adapt."""
+    actual = file_sha256(model_path)
+    if base_sha256 != actual:
+        raise ProfileError(f"speaker profile {path} was adapted from a model with SHA-256 {base_sha256[:16]}..., "
+                           f"not from {model_path} ({actual[:16]}...): adapt the speaker again with this model")
+    missing, extra = sorted(expected - tensors.keys()), sorted(tensors.keys() - expected)
+    if missing or extra:
+        raise ProfileError(f"speaker profile {path} does not fit {model_path}: "
+                           f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                           f"extra {extra[:5]}{'...' if len(extra) > 5 else ''}")

@@ -1,0 +1,59 @@
+"""`speechmeta transcribe`: text for audio files, with a model and optionally a speaker profile.
+
+For a person's own recordings: no data dir needed. Each file is read (WAV/FLAC, mixed to mono, resampled), turned
+into the model's features (its fbank config and CMVN; per-speaker CMVN falls back to per-utterance, as one file has
+no speaker statistics) and decoded greedily, or with the prefix beam search when an LM or lexicon is given.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from speechmeta.adapt import apply_profile
+from speechmeta.data.audio import load_audio
+from speechmeta.data.cmvn import apply_cmvn
+from speechmeta.data.fbank import fbank
+from speechmeta.decode import read_lexicon
+from speechmeta.lm import NgramLM
+from speechmeta.model.beam_search import BeamSearch
+from speechmeta.model.ctc import greedy_decode
+from speechmeta.train import autocast, load_model, resolve_device
+
+
+def transcribe(model_path: str | os.PathLike, files: list[str | os.PathLike], profile: str | os.PathLike | None = None,
+               device: str = "cpu", lm_path: Path | None = None, lexicon_path: Path | None = None,
+               lm_weight: float = 0.5, word_bonus: float = 0.0, beam_size: int = 10) -> list[tuple[str, str]]:
+    """(file, text) for each file, in order."""
+    dev = resolve_device(device)
+    model, tokenizer, cfg, state = load_model(model_path, str(dev))
+    if profile is not None:
+        apply_profile(model, model_path, profile)
+    model.eval()
+    stats = state.get("cmvn_global")
+    stats = stats.numpy() if stats is not None else None
+    mode = "utterance" if cfg.cmvn == "speaker" else cfg.cmvn
+    search = None
+    if lm_path or lexicon_path:
+        search = BeamSearch(tokenizer.units, beam_size=beam_size, lm_weight=lm_weight, word_bonus=word_bonus,
+                            lm=NgramLM.load(lm_path) if lm_path else None,
+                            lexicon=read_lexicon(lexicon_path) if lexicon_path else None)
+    out = []
+    for path in files:
+        samples = load_audio(path, cfg.fbank.sample_rate, utt=Path(path).stem)
+        feats = apply_cmvn(fbank(samples, cfg.fbank), mode, stats)
+        if feats.shape[0] < 7:  # the conv subsampling needs 7 frames for one output frame
+            raise ValueError(f"{path}: too short to transcribe ({feats.shape[0]} frames of "
+                             f"{cfg.fbank.frame_shift_ms:g} ms)")
+        x = torch.from_numpy(feats).unsqueeze(0).to(dev)
+        with torch.no_grad(), autocast(dev):
+            log_probs, lens = model(x, torch.tensor([x.shape[1]], device=dev))
+        log_probs = log_probs.float()
+        if search is None:
+            text = tokenizer.decode(greedy_decode(log_probs, lens)[0])
+        else:
+            text = search.decode(log_probs[0, : int(lens[0])].cpu().numpy())
+        out.append((str(path), text))
+    return out

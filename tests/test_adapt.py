@@ -1,0 +1,159 @@
+"""Adapting to a speaker: profiles round-trip and refuse other models, bad requests give clear errors, unsupervised
+adaptation runs, adapt-eval scores the same utterances for every method and the report keeps its schema."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_prep"))
+import splits  # noqa: E402
+import synth  # noqa: E402
+
+from speechmeta.adapt import adapt_to_speaker, apply_profile, load_adapter  # noqa: E402
+from speechmeta.adapt_eval import evaluate, tune  # noqa: E402
+from speechmeta.cli import main  # noqa: E402
+from speechmeta.config import load_config  # noqa: E402
+from speechmeta.data.compute_feats import compute_feats  # noqa: E402
+from speechmeta.data.datadir import DataDir  # noqa: E402
+from speechmeta.data.tokenizer import CharTokenizer  # noqa: E402
+from speechmeta.meta_train import meta_train  # noqa: E402
+from speechmeta.profile import ProfileError, load_profile, save_profile  # noqa: E402
+from speechmeta.report import write_report  # noqa: E402
+from speechmeta.train import load_model, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    out = tmp_path_factory.mktemp("adapt")
+    synth.prepare(out, num_speakers=5, num_test=2, utts_per_spk=8, dev_utts=0, seed=0, nj=2, progress=False)
+    for split in ("train", "test"):
+        compute_feats(out / split, progress=False)
+    CharTokenizer.build(DataDir.load(out / "train").text.values()).save(out / "units.txt")
+    cfg = load_config(overrides=["model.size=tiny", "model.dropout=0.0", "train.epochs=1", "train.average_last=1"])
+    train(cfg, out / "train", out / "train", out / "units.txt", out / "base", progress=False)
+    splits.write_fewshot(out / "test", out / "fewshot", [1, 2], [0], min_test=3)
+    meta_cfg = load_config(overrides=["meta.meta_steps=1", "meta.speakers_per_batch=2", "meta.shots=2",
+                                      "meta.query=2", "meta.inner_steps=2", "meta.eval_every=1", "meta.eval_tasks=1",
+                                      "meta.device=cpu"])
+    meta_train(meta_cfg, out / "base" / "average.pt", out / "train", out / "train", out / "meta", progress=False)
+    return out
+
+
+def test_profile_round_trip_and_decode_with_it(exp, tmp_path):
+    base = exp / "base" / "average.pt"
+    spk = DataDir.load(exp / "test").spks[0]
+    info = adapt_to_speaker(base, exp / "test", spk, tmp_path / "p.safetensors", k=2, method="lhuc", steps=2,
+                            lr=5.0, device="cpu")
+    tensors, sha, saved = load_profile(tmp_path / "p.safetensors")
+    assert saved == json.loads(json.dumps(info)) and len(saved["utts"]) == 2 and saved["method"] == "lhuc"
+    assert all(".speaker.lhuc." in k for k in tensors) and any(v.abs().sum() > 0 for v in tensors.values())
+    model, *_ = load_model(base)
+    apply_profile(model, base, tmp_path / "p.safetensors")
+    loaded = dict(model.named_parameters())
+    for k, v in tensors.items():
+        assert torch.equal(loaded[k].detach(), v)
+    assert main(["decode", "--model", str(base), "--data", str(exp / "test"), "--out", str(tmp_path / "dec"),
+                 "--profile", str(tmp_path / "p.safetensors")]) == 0
+    assert (tmp_path / "dec" / "hyp.txt").read_text().count("\n") == len(DataDir.load(exp / "test").utts)
+
+
+def test_profile_refused_on_another_model_or_with_wrong_tensors(exp, tmp_path):
+    base = exp / "base" / "average.pt"
+    spk = DataDir.load(exp / "test").spks[0]
+    adapt_to_speaker(base, exp / "test", spk, tmp_path / "p.safetensors", k=1, method="lhuc", steps=1, lr=1.0,
+                     device="cpu")
+    model, *_ = load_model(exp / "meta" / "meta.pt")
+    with pytest.raises(ProfileError, match="adapted from a model with SHA-256"):
+        apply_profile(model, exp / "meta" / "meta.pt", tmp_path / "p.safetensors")
+    tensors, sha, info = load_profile(tmp_path / "p.safetensors")
+    missing = dict(list(tensors.items())[1:])
+    save_profile(tmp_path / "missing.safetensors", missing, sha, info)
+    with pytest.raises(ProfileError, match="missing"):
+        apply_profile(load_model(base)[0], base, tmp_path / "missing.safetensors")
+    save_profile(tmp_path / "extra.safetensors", {**tensors, "blocks.0.extra": torch.zeros(2)}, sha, info)
+    with pytest.raises(ProfileError, match="extra"):
+        apply_profile(load_model(base)[0], base, tmp_path / "extra.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a profile")
+    with pytest.raises(ProfileError, match="cannot read"):
+        load_profile(tmp_path / "junk.safetensors")
+
+
+def test_bad_requests_name_the_problem(exp, tmp_path, capsys):
+    base = str(exp / "base" / "average.pt")
+    spk = DataDir.load(exp / "test").spks[0]
+    common = ["adapt", "--model", base, "--data", str(exp / "test"), "--out", str(tmp_path / "p.safetensors"),
+              "--method", "lhuc", "--steps", "1", "--lr", "1", "--device", "cpu"]
+    assert main([*common, "--spk", spk, "--k", "100"]) == 1
+    assert f"speaker '{spk}' has 8 utterance(s)" in capsys.readouterr().err
+    assert main([*common, "--spk", "nobody", "--k", "1"]) == 1
+    assert "speaker 'nobody' is not in" in capsys.readouterr().err
+    assert main(["adapt", "--model", base, "--data", str(exp / "test"), "--out", str(tmp_path / "p"), "--spk", spk,
+                 "--k", "1"]) == 1
+    assert "holds no meta-learned adaptation rule" in capsys.readouterr().err
+    assert not (tmp_path / "p.safetensors").exists()
+
+
+def test_meta_rule_and_unsupervised_adaptation(exp, tmp_path):
+    meta = exp / "meta" / "meta.pt"
+    ad = load_adapter(meta, "auto", device="cpu")
+    assert ad.method == "fomaml" and ad.param_set == "lhuc" and ad.steps == 2
+    spk = DataDir.load(exp / "test").spks[1]
+    info = adapt_to_speaker(meta, exp / "test", spk, tmp_path / "u.safetensors", k=3, unsupervised=True,
+                            min_confidence=0.0, device="cpu")
+    assert info["unsupervised"] and 1 <= info["k"] <= 3 and set(info["confidence"]) >= set(info["utts"])
+    with pytest.raises(ValueError, match="no utterance reached confidence"):
+        adapt_to_speaker(meta, exp / "test", spk, tmp_path / "v.safetensors", k=3, unsupervised=True,
+                         min_confidence=1.01, device="cpu")
+
+
+def test_adapt_eval_same_utterances_and_report_schema(exp, tmp_path):
+    base = exp / "base" / "average.pt"
+    outs = []
+    for method, steps, lr in (("none", None, None), ("lhuc", 2, 5.0), ("meta", None, None)):
+        model = exp / "meta" / "meta.pt" if method == "meta" else base
+        ad = load_adapter(model, method, steps, lr, device="cpu")
+        out = tmp_path / ad.method
+        evaluate(ad, exp / "test", exp / "fewshot", [1, 2], [0], out, progress=False)
+        outs.append(out)
+    utts = {p.read_text() and tuple(line.split()[0] for line in p.read_text().splitlines())
+            for p in tmp_path.glob("*/k*/seed0/ref.txt")}
+    assert len(utts) == 1  # every method, every K: the same test utterances
+    report = write_report("synthtiny", base, outs, tmp_path / "report")
+    assert set(report) == {"corpus", "base_model_sha256", "results", "per_speaker"}
+    assert [(r["method"], r["k"]) for r in report["results"]] == [("none", 0), ("lhuc", 1), ("lhuc", 2),
+                                                                    ("fomaml", 1), ("fomaml", 2)]
+    for r in report["results"]:
+        assert set(r) == {"method", "k", "wer", "cer", "wer_ci95", "speakers", "words", "adapt_seconds_per_speaker"}
+        assert 0 <= r["wer_ci95"][0] <= r["wer"] <= r["wer_ci95"][1] and r["speakers"] == 2
+    assert all(set(p) == {"spk", "method", "k", "wer", "words"} for p in report["per_speaker"])
+    assert json.loads((tmp_path / "report" / "report.json").read_text()) == report
+    assert (tmp_path / "report" / "wer_vs_k.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| lhuc | 2 |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_tune_picks_from_the_grid(exp):
+    result = tune(exp / "base" / "average.pt", "lhuc", exp / "test", exp / "fewshot", [1], 0, [1.0, 5.0], [0, 1, 2],
+                  device="cpu", progress=False)
+    assert len(result["grid"]) == 6 and result["best"] in [{"steps": r["steps"], "lr": r["lr"]}
+                                                           for r in result["grid"]]
+    best = min(r["wer"] for r in result["grid"])
+    assert [r for r in result["grid"] if r["wer"] == best][0]["wer"] == best
+    none = [r["wer"] for r in result["grid"] if r["steps"] == 0]
+    assert none[0] == none[1]  # zero steps is the unadapted model whatever the rate
+
+
+def test_transcribe_files(exp, tmp_path, capsys):
+    wav = sorted((exp / "wav").rglob("*.wav"))[0]
+    assert main(["transcribe", "--model", str(exp / "base" / "average.pt"), str(wav)]) == 0
+    assert capsys.readouterr().out.startswith(str(wav))
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "short.wav", np.zeros(400, dtype=np.float32), 16000)
+    assert main(["transcribe", "--model", str(exp / "base" / "average.pt"), str(tmp_path / "short.wav")]) == 1
+    assert "too short to transcribe" in capsys.readouterr().err
