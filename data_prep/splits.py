@@ -4,6 +4,8 @@
 `speakers`: hold N speakers of a data dir out (optionally balanced over a speaker attribute such as children/adults
 in spk2age), writing two data dirs.
 
+`copy`: a data dir copied elsewhere, relative audio paths rewritten (a user's data dir is never written into).
+
 `fewshot`: for each held-out speaker, nested support lists for K in --shots (the K=3 list holds the K=1 list) and one
 disjoint test list shared by every K, for each seed:
     OUT/support.k{K}.seed{S}   spk utt1 ... uttK      (spk2utt format)
@@ -120,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--balance-by", help="speaker file to balance over, e.g. spk2gender or spk2age:18")
     s.add_argument("--out-train", type=Path, required=True)
     s.add_argument("--out-heldout", type=Path, required=True)
+    c = sub.add_parser("copy", help="copy a data dir, relative audio paths rewritten for the new place")
+    c.add_argument("--data", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True)
     f = sub.add_parser("fewshot", help="support/test lists per held-out speaker")
     f.add_argument("--data", type=Path, required=True, help="data dir of the held-out speakers")
     f.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5, 10])
@@ -136,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         subset_data_dir(args.data, args.out_train, [s for s in data.spks if s not in set(held)])
         print(f"{args.out_heldout}: {len(held)} held-out speakers: {' '.join(held)}")
         print(f"{args.out_train}: {len(data.spks) - len(held)} speakers")
+    elif args.command == "copy":
+        subset_data_dir(args.data, args.out, DataDir.load(args.data).spks)
+        print(f"{args.out}: copy of {args.data}")
     else:
         excluded = write_fewshot(args.data, args.out, args.shots, args.seeds, args.min_test, args.max_test)
         for line in excluded:

@@ -44,7 +44,7 @@ def cmd_adapt_eval(args: argparse.Namespace) -> int:
     log.info("speechmeta %s", " ".join(sys.argv[1:]))
     steps, lr = args.steps, args.lr
     if args.tune_data and args.method != "none":
-        tuned = load_or_tune(args.out / "tune.json", model_path=args.model, method=args.method,
+        tuned = load_or_tune(args.tune_out or args.out / "tune.json", model_path=args.model, method=args.method,
                              data_dir=args.tune_data, fewshot=args.tune_fewshot, shots=args.shots,
                              seed=args.seeds[0], lrs=args.tune_lrs or [None], milestones=args.tune_steps,
                              device=args.device, progress=not args.no_progress)
@@ -132,6 +132,8 @@ def register(add) -> None:
     p.add_argument("--tune-fewshot", type=Path, help="few-shot split folder of --tune-data")
     p.add_argument("--tune-lrs", type=float, nargs="+", help="rates to try (default: the method's own)")
     p.add_argument("--tune-steps", type=int, nargs="+", default=[1, 3, 5, 10, 20], help="step counts to try")
+    p.add_argument("--tune-out", type=Path, help="where the tuning result is kept (default OUT/tune.json); an "
+                                                  "existing one is reused")
     p.add_argument("--unsupervised", action="store_true")
     p.add_argument("--min-confidence", type=float, default=0.7)
     p.add_argument("--device", default="auto")

@@ -4,6 +4,7 @@
 #   decode_score.sh MODEL TEST_DIR OUT_DIR LM DEV_DIR [LEXICON]
 # Writes OUT_DIR/{greedy,beam}/{hyp.txt,ref.txt,score/wer.md,score/wer.json}. The tuning is done once per model and
 # development dir (MODEL_DIR/tune_<dev>/, with beam_tuning.txt) and reused when other test dirs are decoded.
+# The grid: LM_WEIGHTS and WORD_BONUSES (environment; default "0.1 0.2 0.3 0.5" and "0.0 1.0 2.0 3.0").
 set -euo pipefail
 model=$1; test_dir=$2; out=$3; lm=$4; dev_dir=$5; lexicon=${6:-}
 lexicon_opt=()
@@ -21,8 +22,8 @@ if [ -f "$tuning" ] && grep -q '^best on' "$tuning"; then
 else
 mkdir -p "$tuning_dir"
 : > "$tuning"
-for weight in 0.1 0.2 0.3 0.5; do
-  for bonus in 0.0 1.0 2.0 3.0; do
+for weight in ${LM_WEIGHTS:-0.1 0.2 0.3 0.5}; do
+  for bonus in ${WORD_BONUSES:-0.0 1.0 2.0 3.0}; do
     tune="$tuning_dir/w${weight}_b${bonus}"
     speechmeta decode --model "$model" --data "$dev_dir" --out "$tune" --method beam --lm "$lm" \
       --lm-weight "$weight" --word-bonus "$bonus" "${lexicon_opt[@]}" > /dev/null

@@ -5,10 +5,11 @@
 # variable the recipe did not define is an error, so a typo never silently runs with a default.
 # `--help` prints the options with their current values. Positional arguments stay in "$@".
 
-# Only variables the recipe itself sets at the start of a line (`name=value`) are options: never PATH or HOME.
+# Only variables set at the start of a line (`name=value`) of the recipe, or of the shared script that sources this
+# file (TEMPLATE/run.sh), are options: never PATH or HOME.
 _recipe=$0
 [ -f "$_recipe" ] || _recipe=$(basename "$0")  # recipes cd into their own folder before sourcing this
-_usage_vars=$(grep -oE '^[a-z][a-z0-9_]*=' "$_recipe" | tr -d '=' | sort -u | tr '\n' ' ')
+_usage_vars=$(grep -ohE '^[a-z][a-z0-9_]*=' "$_recipe" "${BASH_SOURCE[1]:-$_recipe}" | tr -d '=' | sort -u | tr '\n' ' ')
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The staged script every recipe shares. A recipe (recipes/<corpus>/run.sh) sets its corpus options, defines
+# prepare_data (stage 0: write data/train, data/valid, data/dev, data/test as Kaldi data dirs; dev and test hold
+# speakers unseen in training: dev tunes the adaptation methods, test is scored), then sources this file.
+#   0 data prep   1 features, units, LM   2 few-shot splits of dev and test speakers   3 base training (optionally
+#   synthetic pretraining first)   4 meta-training, one model per algorithm   5 decoding of the base model, then
+#   adaptation + decoding for every method x K x test speaker (methods tuned on dev)   6 report
+# Options: every variable below and the recipe's own (`--help` lists them); --stage N --stop-stage M run a part.
+# Finished stages leave .done markers and are skipped on a rerun; an interrupted stage resumes where its tools can.
+# Each run records its command line, options and git revision under exp/runs/; exp/.lock stops a second run.
+stage=${stage:-0}
+stop_stage=${stop_stage:-6}
+nj=${nj:-2}
+seed=${seed:-0}
+device=${device:-auto}
+train_conf=${train_conf:-conf/base.yaml}        # base training (initialization learning)
+pretrain_conf=${pretrain_conf:-}                # if set: pretrain on synthetic speech reading data/train/text first
+synth_speakers=${synth_speakers:-70}            # voices for that synthetic pretraining corpus
+synth_utts=${synth_utts:-100}                   # utterances per voice
+meta_conf=${meta_conf:-conf/meta.yaml}          # meta-training (iterative learning)
+meta_algorithms=${meta_algorithms:-"fomaml metasgd maml"}
+baselines=${baselines:-"none finetune lhuc adapter"}
+shots=${shots:-"5 10"}                          # K: adaptation utterances per speaker
+seeds=${seeds:-"0"}                             # few-shot draws (each a different support/test split)
+tune_steps=${tune_steps:-"1 3 5 10 20"}         # step counts tried on dev speakers, for every method alike
+finetune_lrs=${finetune_lrs:-"0.01 0.03 0.1"}   # rates tried on dev speakers per baseline
+lhuc_lrs=${lhuc_lrs:-"3 10 30"}
+adapter_lrs=${adapter_lrs:-"0.1 0.3 1"}
+lexicon=${lexicon:-}                            # word list for the beam search of the base model (optional)
+lm_weights=${lm_weights:-"0.1 0.2 0.3 0.5"}      # beam search of the base model: LM weights tried on valid
+word_bonuses=${word_bonuses:-"0.0 1.0 2.0 3.0"} # and word bonuses
+test_sets=${test_sets:-test}                    # held-out data dirs scored (data/<set>); reports per set
+data=${data:-data}                              # where data dirs go
+exp=${exp:-exp}                                 # where models, decodings and reports go
+. "$TEMPLATE/parse_options.sh"
+[ "$(type -t configure)" = function ] && configure  # the recipe's last word on its options
+
+mkdir -p "$data" "$exp"
+exec 9> $exp/.lock
+if ! flock -n 9; then
+  echo "$0: another run is using $exp ($exp/.lock); wait for it to finish or stop it first" >&2
+  exit 1
+fi
+RUN_DIR=$exp/runs/$(date +%Y%m%d-%H%M%S)-$$
+mkdir -p "$RUN_DIR"
+echo "$0 $*" > "$RUN_DIR/command.txt"
+git -C "$TEMPLATE" rev-parse HEAD > "$RUN_DIR/git_revision.txt" 2>/dev/null || echo unknown > "$RUN_DIR/git_revision.txt"
+git -C "$TEMPLATE" status --porcelain --untracked-files=no >> "$RUN_DIR/git_revision.txt" 2>/dev/null || true
+for v in $(grep -ohE '^[a-z][a-z0-9_]*=' "$(basename "$0")" "$TEMPLATE/run.sh" | tr -d '=' | sort -u); do
+  printf '%s=%q\n' "$v" "${!v}"
+done > "$RUN_DIR/options.txt"
+step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$2" ]; }
+
+if step 0 $data/.prep.done; then
+  echo "stage 0: data prep"
+  prepare_data
+  for d in train valid dev $test_sets; do speechmeta validate-data "$data/$d" --no-audio-check > /dev/null; done
+  touch $data/.prep.done
+fi
+
+if step 1 $data/.feats.done; then
+  echo "stage 1: features, units, LM"
+  for d in train valid dev $test_sets; do speechmeta compute-feats "$data/$d" --nj "$nj" --no-progress; done
+  speechmeta make-units $data/train --out $data/lang_char/units.txt --check $data/${test_sets%% *}
+  speechmeta train-lm --text $data/train/text --order 3 --out $data/lang_char/lm3.json
+  touch $data/.feats.done
+fi
+
+if step 2 $data/.splits.done; then
+  echo "stage 2: few-shot splits of the dev and test speakers"
+  for d in dev $test_sets; do
+    python "$TEMPLATE/../../data_prep/splits.py" fewshot --data "$data/$d" --shots $shots --seeds $seeds \
+      --out "$data/fewshot_$d"
+  done
+  touch $data/.splits.done
+fi
+
+if step 3 $exp/.base.done; then
+  echo "stage 3: base training"
+  init=()
+  if [ -n "$pretrain_conf" ]; then
+    if [ ! -f $data/synth/.done ]; then
+      python "$TEMPLATE/../../data_prep/synth.py" --out $data/synth --text $data/train/text --text-has-ids \
+        --speakers "$synth_speakers" --test-speakers 0 --utts-per-speaker "$synth_utts" \
+        --dev-utts-per-speaker 0 --unseen none --seed "$seed" --nj "$nj" --no-progress
+      speechmeta compute-feats $data/synth/train --nj "$nj" --no-progress
+      touch $data/synth/.done
+    fi
+    speechmeta train --config "$pretrain_conf" --train-dir $data/synth/train --valid-dir $data/valid \
+      --units $data/lang_char/units.txt --exp-dir $exp/pretrain --resume --no-progress train.device="$device"
+    init=(--init-from $exp/pretrain/average.pt)
+  fi
+  speechmeta train --config "$train_conf" --train-dir $data/train --valid-dir $data/valid \
+    --units $data/lang_char/units.txt --exp-dir $exp/base --resume --no-progress "${init[@]}" train.device="$device"
+  touch $exp/.base.done
+fi
+
+if step 4 $exp/.meta.done; then
+  echo "stage 4: meta-training ($meta_algorithms)"
+  for alg in $meta_algorithms; do
+    [ -f "$exp/meta_$alg/meta.pt" ] && continue
+    speechmeta meta-train --config "$meta_conf" --base $exp/base/average.pt --train-dir $data/train \
+      --valid-dir $data/dev --exp-dir "$exp/meta_$alg" --resume --no-progress meta.algorithm="$alg" \
+      meta.device="$device"
+  done
+  touch $exp/.meta.done
+fi
+
+if step 5 $exp/.adapt.done; then
+  echo "stage 5: decoding the base model; adaptation + decoding of every method x K x test speaker"
+  lexicon_opt=()
+  [ -n "$lexicon" ] && lexicon_opt=("$lexicon")
+  for set in $test_sets; do
+    out=$exp/adapt; [ "$set" = test ] || out=$exp/adapt_$set
+    LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses "$TEMPLATE/decode_score.sh" "$exp/base/average.pt" \
+      "$data/$set" "$exp/base/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
+    for method in $baselines $meta_algorithms; do
+      [ -f "$out/$method/.done" ] && continue
+      case $method in
+        none) args=(--model "$exp/base/average.pt" --method none) ;;
+        finetune|lhuc|adapter) lrs=${method}_lrs
+          args=(--model "$exp/base/average.pt" --method "$method" --tune-lrs ${!lrs}) ;;
+        *) args=(--model "$exp/meta_$method/meta.pt" --method meta) ;;
+      esac
+      speechmeta adapt-eval "${args[@]}" --data "$data/$set" --fewshot "$data/fewshot_$set" --shots $shots \
+        --seeds $seeds --tune-data "$data/dev" --tune-fewshot "$data/fewshot_dev" --tune-steps $tune_steps \
+        --tune-out "$exp/tune/$method.json" --out "$out/$method" --device "$device" --no-progress
+      touch "$out/$method/.done"
+    done
+  done
+  touch $exp/.adapt.done
+fi
+
+if step 6 /nonexistent; then
+  echo "stage 6: report"
+  for set in $test_sets; do
+    out=$exp/adapt; report=$exp/report
+    [ "$set" = test ] || { out=$exp/adapt_$set; report=$exp/report_$set; }
+    dirs=()
+    for method in $baselines $meta_algorithms; do [ -d "$out/$method" ] && dirs+=("$out/$method"); done
+    speechmeta report "${dirs[@]}" --corpus "$corpus${set#test}" --base-model "$exp/base/average.pt" \
+      --out "$report"
+  done
+fi
+echo "Done: stages $stage-$stop_stage of $(pwd) (run record: $RUN_DIR)"

@@ -1,0 +1,150 @@
+"""The recipes end to end on tiny configurations: the synthetic recipe through all stages to its report, a rerun
+that skips finished stages, the lock against a second run, the custom recipe on a data dir a user brings, and the
+LibriSpeech recipe's data stages on a fixture in the release layout."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import tone, write_wav
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = """cmvn: utterance
+model:
+  size: tiny
+  dropout: 0.0
+train:
+  epochs: 2
+  lr: 3.0e-3
+  warmup_steps: 10
+  max_frames: 4000
+  average_last: 1
+"""
+TINY_META = """meta:
+  param_set: lhuc
+  inner_steps: 1
+  inner_lr: 5
+  speakers_per_batch: 2
+  shots: 2
+  query: 2
+  meta_steps: 2
+  eval_every: 1
+  eval_tasks: 1
+  checkpoint_every: 1
+"""
+
+
+def run_recipe(name: str, tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "meta.yaml").write_text(TINY_META)
+    cmd = ["bash", str(REPO / "recipes" / name / "run.sh"), "--data", str(tmp_path / "data"), "--exp",
+           str(tmp_path / "exp"), "--train-conf", str(tmp_path / "tiny.yaml"), "--meta-conf",
+           str(tmp_path / "meta.yaml"), "--shots", "2", "--tune-steps", "1 2", "--finetune-lrs", "0.01",
+           "--lhuc-lrs", "5", "--adapter-lrs", "0.3", "--device", "cpu", "--lm-weights", "0.3",
+           "--word-bonuses", "1.0", "--nj", "1", *options]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+
+
+def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
+    opts = ["--speakers", "8", "--heldout", "4", "--dev-speakers", "2", "--utts-per-speaker", "10",
+            "--valid-utts", "2", "--meta-algorithms", "fomaml"]
+    r = run_recipe("synth", tmp_path, *opts)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for n in range(7):
+        assert f"stage {n}:" in r.stdout
+    report = json.loads((tmp_path / "exp" / "report" / "report.json").read_text())
+    assert {(x["method"], x["k"]) for x in report["results"]} == {
+        ("none", 0), ("finetune", 2), ("lhuc", 2), ("adapter", 2), ("fomaml", 2)}
+    assert report["corpus"] == "synth" and all(x["speakers"] == 2 for x in report["results"])
+    assert (tmp_path / "exp" / "report" / "wer_vs_k.png").exists()
+    assert "| none | 0 |" in r.stdout or "none" in r.stdout  # the WER table is printed
+    runs = list((tmp_path / "exp" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "git_revision.txt").read_text().strip()
+    options = (runs[0] / "options.txt").read_text()
+    assert "speakers=8" in options and "shots=2" in options  # the recipe's own options and the shared ones
+
+    again = run_recipe("synth", tmp_path, *opts)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [line for line in again.stdout.splitlines() if line.startswith("stage ")] == ["stage 6: report"]
+
+
+def test_second_run_on_the_same_exp_is_refused(tmp_path):
+    (tmp_path / "exp").mkdir()
+    with open(tmp_path / "exp" / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a first run holds it
+        r = run_recipe("synth", tmp_path, "--stop-stage", "0")
+    assert r.returncode == 1 and "another run is using" in r.stderr
+    assert not (tmp_path / "data" / ".prep.done").exists()
+
+
+def test_unknown_option_is_an_error(tmp_path):
+    r = run_recipe("synth", tmp_path, "--sepakers", "3")
+    assert r.returncode == 1 and "unknown option --sepakers" in r.stderr
+
+
+def make_user_dir(root: Path, spks: int, utts: int, tag: str) -> Path:
+    from speechmeta.data.datadir import write_data_dir
+
+    wav, text, utt2spk = {}, {}, {}
+    words = ["ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX"]
+    for s in range(spks):
+        for u in range(utts):
+            utt = f"{tag}{s}-{u:02d}"
+            write_wav(root / "audio" / f"{utt}.wav", tone(0.6 + 0.05 * (u % 4), freq=150 + 40 * s + 10 * u, seed=u))
+            wav[utt] = f"../audio/{utt}.wav"  # relative: the recipe must rewrite it when copying
+            text[utt] = " ".join(words[(u + i) % 6] for i in range(2))
+            utt2spk[utt] = f"{tag}{s}"
+    write_data_dir(root / tag, wav, text, utt2spk)
+    return root / tag
+
+
+def test_custom_recipe_on_a_users_data_dirs(tmp_path):
+    train = make_user_dir(tmp_path / "user", 5, 9, "tr")
+    test = make_user_dir(tmp_path / "user", 2, 9, "te")
+    before = sorted(p.name for p in train.iterdir())
+    r = run_recipe("custom", tmp_path, "--train-dir", str(train), "--test-dir", str(test), "--valid-speakers", "2",
+                   "--meta-algorithms", "fomaml", "--baselines", "none lhuc")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.loads((tmp_path / "exp" / "report" / "report.json").read_text())
+    assert report["corpus"] == "custom" and {x["method"] for x in report["results"]} == {"none", "lhuc", "fomaml"}
+    assert sorted(p.name for p in train.iterdir()) == before  # the user's dir was not written into
+
+
+def test_custom_recipe_needs_its_dirs(tmp_path):
+    r = run_recipe("custom", tmp_path)
+    assert r.returncode == 1 and "give --train-dir DIR and --test-dir DIR" in r.stderr
+
+
+def test_librispeech_recipe_data_stages_on_a_fixture(tmp_path):
+    root = tmp_path / "corpus" / "LibriSpeech"
+    for subset, spks in (("train-clean-100", ("19", "26", "27")), ("dev-clean", ("84", "174")),
+                         ("test-clean", ("121", "237"))):
+        for spk in spks:
+            folder = root / subset / spk / "100"
+            lines = []
+            for i in range(8):
+                utt = f"{spk}-100-{i:04d}"
+                write_wav(folder / f"{utt}.flac", tone(0.5, freq=200 + 7 * i))
+                lines.append(f"{utt} HELLO THERE NUMBER {i}")
+            (folder / f"{spk}-100.trans.txt").write_text("\n".join(lines) + "\n")
+    (root / "SPEAKERS.TXT").write_text("; ID | SEX | SUBSET | MINUTES | NAME\n19 | F | train-clean-100 | 1 | A\n")
+    r = run_recipe("librispeech", tmp_path, "--corpus-dir", str(tmp_path / "corpus"), "--download", "false",
+                   "--stop-stage", "2")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    data = tmp_path / "data"
+    assert (data / "train" / "feats.scp").read_text().count("\n") == 24
+    assert (data / "fewshot_test" / "support.k2.seed0").read_text().count("\n") == 2
+    assert not (tmp_path / "exp" / ".base.done").exists()
+
+
+@pytest.mark.parametrize("recipe", ["synth", "fsdd", "speechocean762", "custom", "librispeech"])
+def test_recipe_wrappers_are_thin(recipe):
+    lines = (REPO / "recipes" / recipe / "run.sh").read_text().splitlines()
+    assert len(lines) <= 40 and any("TEMPLATE/run.sh" in line for line in lines)
