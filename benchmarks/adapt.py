@@ -2,7 +2,8 @@
 """Adapting to speakers: one speaker's latency, and S speakers at once (vmap) vs one after another. Prints JSON.
 
 1. latency: one speaker, K support utterances, the default inner steps, LHUC of the chosen model size: speechmeta's
-   functional inner loop (`speechmeta.meta.inner.adapt`, F.ctc_loss) vs the plain PyTorch loop a user would write
+   functional inner loop (`speechmeta.meta.inner.adapt`, F.ctc_loss; and `adapt_test_time`, the same steps with
+   plain autograd, which test-time adaptation can use) vs the plain PyTorch loop a user would write
    (module form, `torch.optim.SGD`, `loss.backward()`), same parameters, steps and rate; both results are compared.
 2. batched: S speakers adapted in one pass (`batched_adapt`, the tensor-op CTC that vmap batches) vs the same
    speakers one after another (functional loop, F.ctc_loss), for each S of --speakers; the loop is timed up to
@@ -28,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from speechmeta.config import MetaConfig
 from speechmeta.meta.batched import batched_adapt
-from speechmeta.meta.inner import adapt, ctc_task_loss
+from speechmeta.meta.inner import adapt, adapt_test_time, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.model.conformer import ConformerCTC, ModelConfig
 from speechmeta.model.ctc import ctc_loss
@@ -120,11 +121,13 @@ def main() -> None:
     if not args.skip_latency:
         support = support_batch(args.shots, args.frames, vocab, 0, device)
         ours = timed(lambda: adapt(fused, fast, support, lrs, args.inner_steps, True), args.repeats, device)
+        autograd = timed(lambda: adapt_test_time(fused, fast, support, lrs, args.inner_steps), args.repeats, device)
         plain = timed(lambda: plain_pytorch_adapt(model, names, support, args.inner_lr, args.inner_steps, bf16),
                       args.repeats, device)
         a = adapt(fused, fast, support, lrs, args.inner_steps, True)
         b = plain_pytorch_adapt(model, names, support, args.inner_lr, args.inner_steps, bf16)
         out["latency"] = {"inner_steps": args.inner_steps, "speechmeta_seconds": round(ours, 4),
+                          "speechmeta_autograd_seconds": round(autograd, 4),
                           "plain_pytorch_sgd_seconds": round(plain, 4), "plain_over_speechmeta": round(plain / ours, 3),
                           "max_abs_difference": float(max((a[k] - b[k]).abs().max() for k in a))}
 

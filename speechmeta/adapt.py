@@ -7,7 +7,8 @@
 - `meta`:     the rule stored in a meta-trained model (`speechmeta meta-train`): its learned initialization, its
               parameter set, its inner steps and (learned, for Meta-SGD) per-tensor rates. Reported under the
               algorithm's name (fomaml, reptile, metasgd, maml).
-Every method is the same loop (`speechmeta.meta.inner.adapt`): `steps` steps of fast <- fast - lr * grad of the
+Every method is the same loop (`speechmeta.meta.inner.adapt`, run with plain autograd as `adapt_test_time` since
+nothing differentiates through it here): `steps` steps of fast <- fast - lr * grad of the
 support CTC loss, the model in eval mode (no dropout); only what adapts differs. Steps and rates of the baselines
 are tuned on dev speakers (`speechmeta adapt-eval --tune`), never on the test speakers.
 """
@@ -27,7 +28,7 @@ from speechmeta.config import Config
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tokenizer import CharTokenizer
 from speechmeta.meta.batched import batched_adapt
-from speechmeta.meta.inner import Params, adapt, ctc_task_loss
+from speechmeta.meta.inner import Params, adapt_test_time, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import greedy_decode
@@ -119,7 +120,7 @@ def adapt_speakers(ad: Adapter, supports: list[dict], steps: int | None = None, 
         stacked = batched_adapt(loss, ad.fast, ad.lrs, supports, steps)
         return [{k: v[i] for k, v in stacked.items()} for i in range(len(supports))]
     loss = ctc_task_loss(ad.model, ad.frozen, bf16=ad.device.type == "cuda")
-    return [adapt(loss, ad.fast, s, ad.lrs, steps, first_order=True) for s in supports]
+    return [adapt_test_time(loss, ad.fast, s, ad.lrs, steps) for s in supports]
 
 
 def adapt_trajectory(ad: Adapter, support: dict, milestones: list[int]) -> dict[int, Params]:
@@ -129,7 +130,7 @@ def adapt_trajectory(ad: Adapter, support: dict, milestones: list[int]) -> dict[
     fast, done, out = dict(ad.fast), 0, {}
     for m in sorted(set(milestones)):
         if ad.fast and m > done:
-            fast = adapt(loss, fast, support, ad.lrs, m - done, first_order=True)
+            fast = adapt_test_time(loss, fast, support, ad.lrs, m - done)
         done = max(done, m)
         out[m] = fast
     return out

@@ -8,7 +8,7 @@ import torch
 
 from speechmeta.data.tasks import SpeakerTasks
 from speechmeta.meta.algorithms import merge_batches, meta_gradient
-from speechmeta.meta.inner import adapt
+from speechmeta.meta.inner import adapt, adapt_test_time
 from speechmeta.model.ctc import ctc_loss
 
 
@@ -154,3 +154,12 @@ def test_speaker_tasks():
     assert batch == SpeakerTasks(spk2utt, 5, 4, 3, seed=7).meta_batch(0) != tasks.meta_batch(1)
     with pytest.raises(ValueError, match="only 4 speakers have 9 utterances"):
         SpeakerTasks(spk2utt, 5, 4, 5)
+
+
+def test_test_time_adaptation_equals_the_functional_loop(toy):
+    theta, lrs, support, _ = toy
+    expected = adapt(toy_loss, theta, support, lrs, 3, True)
+    got = adapt_test_time(toy_loss, theta, support, lrs, 3)
+    for k in theta:
+        torch.testing.assert_close(got[k], expected[k], rtol=1e-12, atol=1e-12)
+    assert not got["w"].requires_grad  # nothing is left attached to a graph

@@ -40,3 +40,13 @@ def adapt(loss: LossFn, fast: Params, support: dict, lrs: Params, steps: int, fi
             g = {k: v.detach() for k, v in g.items()}
         fast = {k: fast[k] - lrs[k] * g[k] for k in fast}
     return fast
+
+
+def adapt_test_time(loss: LossFn, fast: Params, support: dict, lrs: Params, steps: int) -> Params:
+    """The same steps as `adapt`, with ordinary autograd: for adapting to a new speaker, where nothing differentiates
+    through the steps, this skips torch.func's transform overhead (equal results, tested)."""
+    for _ in range(steps):
+        leaves = {k: v.detach().requires_grad_() for k, v in fast.items()}
+        g = torch.autograd.grad(loss(leaves, support), list(leaves.values()))
+        fast = {k: leaves[k].detach() - lrs[k] * gk for k, gk in zip(leaves, g, strict=True)}
+    return fast
