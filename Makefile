@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash recipes/synth/run.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash recipes/synth/run.sh --quick true
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

@@ -106,14 +106,19 @@ def make_user_dir(root: Path, spks: int, utts: int, tag: str) -> Path:
 
 
 def test_custom_recipe_on_a_users_data_dirs(tmp_path):
+    """The data stages (the model stages are the synth test's): copies with rewritten paths, features, splits."""
     train = make_user_dir(tmp_path / "user", 5, 9, "tr")
     test = make_user_dir(tmp_path / "user", 2, 9, "te")
     before = sorted(p.name for p in train.iterdir())
     r = run_recipe("custom", tmp_path, "--train-dir", str(train), "--test-dir", str(test), "--valid-speakers", "2",
-                   "--meta-algorithms", "fomaml", "--baselines", "none lhuc")
+                   "--stop-stage", "2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    report = json.loads((tmp_path / "exp" / "report" / "report.json").read_text())
-    assert report["corpus"] == "custom" and {x["method"] for x in report["results"]} == {"none", "lhuc", "fomaml"}
+    data = tmp_path / "data"
+    from speechmeta.data.datadir import DataDir, validate_data_dir
+
+    assert len(DataDir.load(data / "train").spks) == 3 and len(DataDir.load(data / "valid").spks) == 2
+    assert validate_data_dir(data / "test") == [] and (data / "test" / "feats.scp").read_text().count("\n") == 18
+    assert (data / "fewshot_test" / "support.k2.seed0").read_text().count("\n") == 2
     assert sorted(p.name for p in train.iterdir()) == before  # the user's dir was not written into
 
 

@@ -17,9 +17,9 @@ unseen=accent        # what held-out speakers have that training voices lack: no
 
 configure() {
   if [ "$quick" = true ]; then
-    speakers=34; heldout=10; dev_speakers=4; utts_per_speaker=40; data=data_quick; exp=exp_quick
-    train_conf=conf/quick.yaml; meta_conf=conf/quick_meta.yaml; shots="5 10"; tune_steps="1 3 10"
-    finetune_lrs="0.03"; lhuc_lrs="10"; adapter_lrs="0.3"
+    speakers=32; heldout=8; dev_speakers=3; utts_per_speaker=30; data=data_quick; exp=exp_quick
+    train_conf=conf/quick.yaml; meta_conf=conf/quick_meta.yaml; shots=5; tune_steps="2 5"
+    finetune_lrs=0.03; lhuc_lrs=10; adapter_lrs=0.3; lm_weights=0.3; word_bonuses=1.0
   fi
 }
 
