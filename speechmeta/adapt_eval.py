@@ -1,6 +1,8 @@
 """Few-shot adaptation, evaluated: each held-out speaker adapted from its K support utterances and scored on its test
 utterances, for every K and seed of the few-shot split files (`data_prep/splits.py fewshot`), so every method sees
-the same support and the same test utterances. `none` is scored once per seed, as K=0, on the same test utterances.
+the same support and the same test utterances. `none` is scored once per seed, as K=0, on the same test
+utterances; so is a meta-learned initialization before any adaptation step (its K=0 row), which separates what
+adaptation gains from what meta-training changed in the model.
 
 Layout: OUT/k{K}/seed{S}/{hyp.txt, ref.txt, utt2spk, wer.json, wer.md}; a finished (K, seed) is kept on a rerun.
 `tune` picks a method's steps (and, for the baselines, its rate) on dev speakers: one adaptation run per rate,
@@ -60,7 +62,8 @@ def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds
     summaries = []
     for seed in seeds:
         test = read_lists(fewshot / f"test.seed{seed}")
-        for k in ([0] if ad.method == "none" else shots):
+        meta = ad.state.get("meta") is not None and ad.method == ad.state["meta"]["algorithm"]
+        for k in ([0] if ad.method == "none" else [0, *shots] if meta else shots):
             where = out / f"k{k}" / f"seed{seed}"
             if (where / "wer.json").exists():
                 summaries.append(json.loads((where / "summary.json").read_text()))

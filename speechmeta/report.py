@@ -107,7 +107,7 @@ def plot(results: list[dict], path: Path, corpus: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    ks = sorted({r["k"] for r in results if r["k"] > 0}) or [0]
+    ks = sorted({r["k"] for r in results})
     for method in dict.fromkeys(r["method"] for r in results):
         rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["k"])
         if method == "none":

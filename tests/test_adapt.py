@@ -126,7 +126,7 @@ def test_adapt_eval_same_utterances_and_report_schema(exp, tmp_path):
     report = write_report("synthtiny", base, outs, tmp_path / "report")
     assert set(report) == {"corpus", "base_model_sha256", "results", "per_speaker"}
     assert [(r["method"], r["k"]) for r in report["results"]] == [("none", 0), ("lhuc", 1), ("lhuc", 2),
-                                                                    ("fomaml", 1), ("fomaml", 2)]
+                                                                    ("fomaml", 0), ("fomaml", 1), ("fomaml", 2)]
     for r in report["results"]:
         assert set(r) == {"method", "k", "wer", "cer", "wer_ci95", "speakers", "words", "adapt_seconds_per_speaker"}
         assert 0 <= r["wer_ci95"][0] <= r["wer"] <= r["wer_ci95"][1] and r["speakers"] == 2
