@@ -17,19 +17,12 @@ import subprocess
 import sys
 
 import torch
+from common import random_batch
 
 from speechmeta.meta.algorithms import meta_gradient
 from speechmeta.meta.inner import ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.model.conformer import ConformerCTC, ModelConfig
-
-
-def batch(utts: int, frames: int, seed: int, device: torch.device) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    labels = frames // 12
-    out = {"feats": torch.randn(utts, frames, 80, generator=g), "feat_lens": torch.full((utts,), frames),
-           "targets": torch.randint(3, 30, (utts, labels), generator=g), "target_lens": torch.full((utts,), labels)}
-    return {k: v.to(device) for k, v in out.items()}
 
 
 def peak_mib(algorithm: str, steps: int, args, device: torch.device) -> float:
@@ -39,7 +32,7 @@ def peak_mib(algorithm: str, steps: int, args, device: torch.device) -> float:
     fast, frozen = split_params(model, adapted_names(model, "lhuc"))
     lrs = {k: torch.tensor(1.0, device=device) for k in fast}
     loss = ctc_task_loss(model, frozen, twice_differentiable=True)
-    support, query = batch(args.shots, args.frames, 0, device), batch(args.shots, args.frames, 1, device)
+    support, query = random_batch(args.shots, args.frames, 0, device), random_batch(args.shots, args.frames, 1, device)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)

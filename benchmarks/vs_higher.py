@@ -16,20 +16,13 @@ import statistics
 import time
 
 import torch
+from common import random_batch
 
 from speechmeta.meta.algorithms import meta_gradient
 from speechmeta.meta.inner import ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.model.conformer import ConformerCTC, ModelConfig
 from speechmeta.model.ctc import ctc_loss
-
-
-def batch(utts: int, frames: int, seed: int, device: torch.device) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    labels = frames // 12
-    out = {"feats": torch.randn(utts, frames, 80, generator=g), "feat_lens": torch.full((utts,), frames),
-           "targets": torch.randint(3, 30, (utts, labels), generator=g), "target_lens": torch.full((utts,), labels)}
-    return {k: v.to(device) for k, v in out.items()}
 
 
 def higher_maml(higher, model, names: list[str], support: dict, query: dict, lr: float, steps: int) -> dict:
@@ -75,7 +68,7 @@ def main() -> None:
     fast, frozen = split_params(model, names)
     lrs = {k: torch.tensor(args.inner_lr, device=device) for k in fast}
     loss = ctc_task_loss(model, frozen, twice_differentiable=True)
-    tasks = [(batch(args.shots, args.frames, 2 * i, device), batch(args.shots, args.frames, 2 * i + 1, device))
+    tasks = [tuple(random_batch(args.shots, args.frames, 2 * i + j, device) for j in (0, 1))
              for i in range(args.tasks)]
 
     def ours(s, q):

@@ -55,3 +55,26 @@ def make_data_dir(tmp_path):
         return out
 
     return make
+
+
+def tiny_base(out: Path, speakers: int, test_speakers: int, utts: int, overrides: list[str]) -> dict:
+    """A synthetic corpus in `out` (train/ and test/ with features, units.txt) and a tiny model trained on it in
+    out/base (overrides on top of model.size=tiny, one epoch); returns train()'s result."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_prep"))
+    import synth
+
+    from speechmeta.config import load_config
+    from speechmeta.data.compute_feats import compute_feats
+    from speechmeta.data.datadir import DataDir
+    from speechmeta.data.tokenizer import CharTokenizer
+    from speechmeta.train import train
+
+    synth.prepare(out, num_speakers=speakers, num_test=test_speakers, utts_per_spk=utts, dev_utts=0, seed=0, nj=2,
+                  progress=False)
+    for split in ("train", "test"):
+        compute_feats(out / split, progress=False)
+    CharTokenizer.build(DataDir.load(out / "train").text.values()).save(out / "units.txt")
+    cfg = load_config(overrides=["model.size=tiny", "train.epochs=1", "train.average_last=1", *overrides])
+    return train(cfg, out / "train", out / "train", out / "units.txt", out / "base", progress=False)

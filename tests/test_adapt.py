@@ -9,33 +9,26 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_base
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_prep"))
 import splits  # noqa: E402
-import synth  # noqa: E402
 
 from speechmeta.adapt import adapt_to_speaker, apply_profile, load_adapter  # noqa: E402
 from speechmeta.adapt_eval import evaluate, tune  # noqa: E402
 from speechmeta.cli import main  # noqa: E402
 from speechmeta.config import load_config  # noqa: E402
-from speechmeta.data.compute_feats import compute_feats  # noqa: E402
 from speechmeta.data.datadir import DataDir  # noqa: E402
-from speechmeta.data.tokenizer import CharTokenizer  # noqa: E402
 from speechmeta.meta_train import meta_train  # noqa: E402
 from speechmeta.profile import ProfileError, load_profile, save_profile  # noqa: E402
 from speechmeta.report import write_report  # noqa: E402
-from speechmeta.train import load_model, train  # noqa: E402
+from speechmeta.train import load_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def exp(tmp_path_factory):
     out = tmp_path_factory.mktemp("adapt")
-    synth.prepare(out, num_speakers=5, num_test=2, utts_per_spk=8, dev_utts=0, seed=0, nj=2, progress=False)
-    for split in ("train", "test"):
-        compute_feats(out / split, progress=False)
-    CharTokenizer.build(DataDir.load(out / "train").text.values()).save(out / "units.txt")
-    cfg = load_config(overrides=["model.size=tiny", "model.dropout=0.0", "train.epochs=1", "train.average_last=1"])
-    train(cfg, out / "train", out / "train", out / "units.txt", out / "base", progress=False)
+    tiny_base(out, 5, 2, 8, ["model.dropout=0.0"])
     splits.write_fewshot(out / "test", out / "fewshot", [1, 2], [0], min_test=3)
     meta_cfg = load_config(overrides=["meta.meta_steps=1", "meta.speakers_per_batch=2", "meta.shots=2",
                                       "meta.query=2", "meta.inner_steps=2", "meta.eval_every=1", "meta.eval_tasks=1",

@@ -3,41 +3,28 @@ adaptation and decoding on CUDA. Skipped where there is no GPU; the CPU tests pr
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import tiny_base
 
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device: the GPU path is checked on a machine with one", allow_module_level=True)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_prep"))
-import synth  # noqa: E402
-
-from speechmeta.checkpoint import load_checkpoint  # noqa: E402
-from speechmeta.config import load_config  # noqa: E402
-from speechmeta.data.compute_feats import compute_feats  # noqa: E402
-from speechmeta.data.datadir import DataDir  # noqa: E402
-from speechmeta.data.tokenizer import CharTokenizer  # noqa: E402
-from speechmeta.decode import decode  # noqa: E402
-from speechmeta.meta.batched import batched_adapt  # noqa: E402
-from speechmeta.meta.inner import adapt, ctc_task_loss  # noqa: E402
-from speechmeta.meta_train import meta_train  # noqa: E402
-from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params  # noqa: E402
-from speechmeta.model.conformer import ConformerCTC, ModelConfig  # noqa: E402
-from speechmeta.train import load_model, train  # noqa: E402
+from speechmeta.checkpoint import load_checkpoint
+from speechmeta.config import load_config
+from speechmeta.decode import decode
+from speechmeta.meta.batched import batched_adapt
+from speechmeta.meta.inner import adapt, ctc_task_loss
+from speechmeta.meta_train import meta_train
+from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
+from speechmeta.model.conformer import ConformerCTC, ModelConfig
+from speechmeta.train import load_model
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     out = tmp_path_factory.mktemp("cuda")
-    synth.prepare(out, num_speakers=4, num_test=1, utts_per_spk=5, dev_utts=0, seed=0, nj=2, progress=False)
-    for split in ("train", "test"):
-        compute_feats(out / split, progress=False)
-    CharTokenizer.build(DataDir.load(out / "train").text.values()).save(out / "units.txt")
-    cfg = load_config(overrides=["model.size=tiny", "train.epochs=2", "train.average_last=1", "train.device=auto"])
-    result = train(cfg, out / "train", out / "train", out / "units.txt", out / "base", progress=False)
+    result = tiny_base(out, 4, 1, 5, ["train.epochs=2", "train.device=auto"])
     return out, result
 
 

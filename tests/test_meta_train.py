@@ -10,28 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_base
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_prep"))
-import synth  # noqa: E402
-
-from speechmeta.checkpoint import load_checkpoint  # noqa: E402
-from speechmeta.config import load_config  # noqa: E402
-from speechmeta.data.compute_feats import compute_feats  # noqa: E402
-from speechmeta.data.datadir import DataDir  # noqa: E402
-from speechmeta.data.tokenizer import CharTokenizer  # noqa: E402
-from speechmeta.meta_train import meta_train  # noqa: E402
-from speechmeta.train import train  # noqa: E402
+from speechmeta.checkpoint import load_checkpoint
+from speechmeta.config import load_config
+from speechmeta.meta_train import meta_train
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     out = tmp_path_factory.mktemp("meta")
-    synth.prepare(out, num_speakers=4, num_test=1, utts_per_spk=5, dev_utts=0, seed=0, nj=2, progress=False)
-    for split in ("train", "test"):
-        compute_feats(out / split, progress=False)
-    CharTokenizer.build(DataDir.load(out / "train").text.values()).save(out / "units.txt")
-    cfg = load_config(overrides=["model.size=tiny", "model.dropout=0.0", "train.epochs=1", "train.average_last=1"])
-    train(cfg, out / "train", out / "train", out / "units.txt", out / "base", progress=False)
+    tiny_base(out, 4, 1, 5, ["model.dropout=0.0"])
     return out
 
 
