@@ -32,7 +32,7 @@ from speechmeta.meta.inner import Params, adapt_test_time, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import greedy_decode
-from speechmeta.profile import check_profile, file_sha256, load_profile
+from speechmeta.profile import check_base, check_tensors, file_sha256, load_profile
 from speechmeta.train import load_model, resolve_device
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,10 @@ def pseudo_label(ad: Adapter, batch: dict, min_confidence: float) -> tuple[dict,
     out, lens = log_probs(ad, ad.fast, batch)
     best, ids = out.max(-1)
     keep, conf, targets = [], {}, []
-    for b, utt in enumerate(batch["utts"]):
+    for b, (utt, hyp) in enumerate(zip(batch["utts"], greedy_decode(out, lens), strict=True)):
         n = int(lens[b])
         frames = ids[b, :n] != 0
         conf[utt] = float(best[b, :n][frames].exp().mean()) if frames.any() else 0.0
-        hyp = greedy_decode(out[b:b + 1], lens[b:b + 1])[0]
         if conf[utt] >= min_confidence and hyp:
             keep.append(b)
             targets.append(torch.tensor(hyp, dtype=torch.long))
@@ -181,13 +180,11 @@ def apply_profile(model: ConformerCTC, model_path, profile_path) -> dict:
     """Load a speaker profile's tensors into `model` (loaded from `model_path`); returns the profile's info. Refused
     when the profile was made from another model file or does not hold exactly the tensors its method adapts."""
     tensors, base_sha256, info = load_profile(profile_path)
-    expected = None
-    if file_sha256(model_path) == base_sha256:
-        param_set = info.get("param_set")
-        if param_set in ("lhuc", "adapter") and model.blocks[0].speaker is None:
-            attach_speaker_params(model, param_set, int(info.get("adapter_dim", 32)))
-        expected = set(adapted_names(model, param_set)) if param_set else set()
-    check_profile(profile_path, model_path, expected or set(), tensors, base_sha256)
+    check_base(profile_path, model_path, base_sha256)
+    param_set = info.get("param_set")
+    if param_set in ("lhuc", "adapter") and model.blocks[0].speaker is None:
+        attach_speaker_params(model, param_set, int(info.get("adapter_dim", 32)))
+    check_tensors(profile_path, model_path, set(adapted_names(model, param_set)) if param_set else set(), tensors)
     device = next(model.parameters()).device
     model.load_state_dict({k: v.to(device) for k, v in tensors.items()}, strict=False)
     return info

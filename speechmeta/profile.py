@@ -57,13 +57,17 @@ def load_profile(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str,
     return tensors, metadata["base_model_sha256"], json.loads(metadata.get("info", "{}"))
 
 
-def check_profile(path: str | os.PathLike, model_path: str | os.PathLike, expected: set[str],
-                  tensors: dict[str, torch.Tensor], base_sha256: str) -> None:
-    """Refuse a profile made for another model file, or whose tensors are not the parameters it should adapt."""
+def check_base(path: str | os.PathLike, model_path: str | os.PathLike, base_sha256: str) -> None:
+    """Refuse a profile made from another model file."""
     actual = file_sha256(model_path)
     if base_sha256 != actual:
         raise ProfileError(f"speaker profile {path} was adapted from a model with SHA-256 {base_sha256[:16]}..., "
                            f"not from {model_path} ({actual[:16]}...): adapt the speaker again with this model")
+
+
+def check_tensors(path: str | os.PathLike, model_path: str | os.PathLike, expected: set[str],
+                  tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse a profile whose tensors are not exactly the parameters its method adapts."""
     missing, extra = sorted(expected - tensors.keys()), sorted(tensors.keys() - expected)
     if missing or extra:
         raise ProfileError(f"speaker profile {path} does not fit {model_path}: "
