@@ -143,7 +143,9 @@ def synth_speaker(spk: Speaker, items: list[tuple[str, str]], wav_dir: str, seed
 
 def assign_sentences(speakers: list[Speaker], per_spk: int, seed: int, text_file: Path | None,
                      has_ids: bool) -> dict[str, list[str]]:
-    """spk -> the sentences it reads: generated (all different), or from `text_file` in shuffled round robin."""
+    """spk -> the sentences it reads: generated (all different), or from `text_file` in shuffled round robin (a
+    speaker repeats sentences only when the file has fewer different ones than it reads, e.g. FSDD's 10 digits;
+    each reading differs in rate and pitch)."""
     if text_file is None:
         seen: set[str] = set()
         return {s.spk: sentences(per_spk, seed=seed * 7919 + i, exclude=seen) for i, s in enumerate(speakers)}
@@ -155,21 +157,26 @@ def assign_sentences(speakers: list[Speaker], per_spk: int, seed: int, text_file
         raise ValueError(f"{text_file}: no sentences")
     random.Random(seed).shuffle(pool)
     if per_spk > len(pool):
-        raise ValueError(f"{text_file}: {len(pool)} different sentences, fewer than {per_spk} per speaker")
+        print(f"{text_file}: {len(pool)} different sentences, fewer than the {per_spk} per speaker: each speaker "
+              "repeats them", file=sys.stderr)
     return {s.spk: [pool[(i * per_spk + j) % len(pool)].lower() for j in range(per_spk)]
             for i, s in enumerate(speakers)}
 
 
 def prepare(out: Path, num_speakers: int = 60, num_test: int = 12, utts_per_spk: int = 50, dev_utts: int = 5,
             seed: int = 0, unseen: str = "accent", text_file: Path | None = None, text_has_ids: bool = False,
-            nj: int = 2, progress: bool = True) -> dict[str, Path]:
+            nj: int = 2, progress: bool = True, bandwidth_hz: int = 0) -> dict[str, Path]:
     """Generate the corpus into `out`; returns split name -> data dir. Finished speakers of a run with the same
-    arguments are kept (resume); different arguments start over."""
+    arguments are kept (resume); different arguments start over. `bandwidth_hz` > 0 band-limits every channel to
+    it (to match a target corpus recorded at a lower sampling rate, e.g. 3800 for 8 kHz telephone-band audio)."""
     began = time.time()
     speakers = make_speakers(num_speakers, num_test, unseen, seed)
+    if bandwidth_hz > 0:
+        speakers = [dataclasses.replace(s, lowpass_hz=min(s.lowpass_hz, bandwidth_hz)) for s in speakers]
     texts = assign_sentences(speakers, utts_per_spk + dev_utts, seed, text_file, text_has_ids)
     conf = json.dumps({"speakers": num_speakers, "test": num_test, "utts": utts_per_spk, "dev": dev_utts,
-                       "seed": seed, "unseen": unseen, "text": texts}, sort_keys=True)
+                       "seed": seed, "unseen": unseen, "text": texts,
+                       **({"bandwidth_hz": bandwidth_hz} if bandwidth_hz > 0 else {})}, sort_keys=True)
     wav_dir = out / "wav"
     if (out / "synth_conf.json").exists() and (out / "synth_conf.json").read_text() != conf:
         print(f"{out}: arguments changed, regenerating", file=sys.stderr)
@@ -219,11 +226,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="what held-out speakers have that no training speaker has (default: accent)")
     p.add_argument("--text", type=Path, help="read these sentences (one per line) instead of generated ones")
     p.add_argument("--text-has-ids", action="store_true", help="--text lines start with an utterance id (Kaldi text)")
+    p.add_argument("--bandwidth", type=int, default=0, metavar="HZ",
+                   help="band-limit every voice's channel to HZ (e.g. 3800 to match 8 kHz recordings; 0: off)")
     p.add_argument("--nj", type=int, default=2, help="parallel processes (one speaker each at a time)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     dirs = prepare(args.out, args.speakers, args.test_speakers, args.utts_per_speaker, args.dev_utts_per_speaker,
-                   args.seed, args.unseen, args.text, args.text_has_ids, args.nj, not args.no_progress)
+                   args.seed, args.unseen, args.text, args.text_has_ids, args.nj, not args.no_progress,
+                   args.bandwidth)
     for d in dirs.values():
         print_stats(d)
     return 0

@@ -17,6 +17,7 @@ train_conf=${train_conf:-conf/base.yaml}        # base training (initialization 
 pretrain_conf=${pretrain_conf:-}                # if set: pretrain on synthetic speech reading data/train/text first
 synth_speakers=${synth_speakers:-70}            # voices for that synthetic pretraining corpus
 synth_utts=${synth_utts:-100}                   # utterances per voice
+synth_bandwidth=${synth_bandwidth:-0}           # Hz: band-limit those voices to the corpus's (0: full band)
 meta_conf=${meta_conf:-conf/meta.yaml}          # meta-training (iterative learning)
 meta_algorithms=${meta_algorithms:-"fomaml metasgd maml"}
 baselines=${baselines:-"none finetune lhuc adapter"}
@@ -82,7 +83,8 @@ if step 3 $exp/.base.done; then
     if [ ! -f $data/synth/.done ]; then
       python "$TEMPLATE/../../data_prep/synth.py" --out $data/synth --text $data/train/text --text-has-ids \
         --speakers "$synth_speakers" --test-speakers 0 --utts-per-speaker "$synth_utts" \
-        --dev-utts-per-speaker 0 --unseen none --seed "$seed" --nj "$nj" --no-progress
+        --dev-utts-per-speaker 0 --unseen none --bandwidth "$synth_bandwidth" --seed "$seed" --nj "$nj" \
+        --no-progress
       speechmeta compute-feats $data/synth/train --nj "$nj" --no-progress
       touch $data/synth/.done
     fi
