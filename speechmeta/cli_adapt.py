@@ -62,7 +62,7 @@ def cmd_adapt_eval(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from speechmeta.report import write_report
 
-    report = write_report(args.corpus, args.base_model, args.methods, args.out)
+    report = write_report(args.corpus, list(args.base_model), args.methods, args.out)
     print(f"{args.out}/report.md")
     ks = sorted({r["k"] for r in report["results"]})
     methods = list(dict.fromkeys(r["method"] for r in report["results"]))
@@ -145,6 +145,7 @@ def register(add) -> None:
             "words, adaptation time; who gains/loses; per-speaker table) and OUT/wer_vs_k.png; prints the table.")
     p.add_argument("methods", nargs="+", type=Path, help="adapt-eval output folders")
     p.add_argument("--corpus", required=True, help="corpus name for the report")
-    p.add_argument("--base-model", type=Path, required=True, help="the base model (its SHA-256 is recorded)")
+    p.add_argument("--base-model", type=Path, nargs="+", required=True,
+                   help="the base model (its SHA-256 is recorded); one per fold when the dirs pool several folds")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--json", action="store_true", help="also print the results as JSON")

@@ -6,6 +6,7 @@ words over the seeds, and writes:
   {"corpus": str, "base_model_sha256": str,
    "results": [{"method", "k", "wer", "cer", "wer_ci95": [lo, hi], "speakers", "words", "adapt_seconds_per_speaker"}],
    "per_speaker": [{"spk", "method", "k", "wer", "words"}]}      (WER as a fraction; k = 0 for `none`)
+  (pooled cross-validation folds: base_model_sha256 holds each fold's base model's SHA-256, joined by commas)
 - report.md: the method × K table (WER, CER, relative WER reduction vs `none`, 95% CI over speakers, speakers,
   words, adaptation seconds per speaker), who gains and who loses, and the per-speaker table;
 - wer_vs_k.png: WER against K, one line per method.
@@ -127,12 +128,15 @@ def plot(results: list[dict], path: Path, corpus: str) -> None:
     plt.close(fig)
 
 
-def write_report(corpus: str, base_model: str | os.PathLike, method_dirs: list[Path], out: Path) -> dict:
-    """report.json, report.md and wer_vs_k.png in `out`; returns the report.json content."""
+def write_report(corpus: str, base_model: str | os.PathLike | list, method_dirs: list[Path], out: Path) -> dict:
+    """report.json, report.md and wer_vs_k.png in `out`; returns the report.json content. A report that pools
+    cross-validation folds (method dirs of several folds, each fold's speakers its own) has one base model per
+    fold: `base_model` is then their list, recorded as their SHA-256s joined by commas."""
     from speechmeta.profile import file_sha256
 
     results, per_speaker = aggregate(collect(method_dirs))
-    sha = file_sha256(base_model)
+    models = base_model if isinstance(base_model, list) else [base_model]
+    sha = ",".join(file_sha256(m) for m in models)
     report = {"corpus": corpus, "base_model_sha256": sha, "results": results, "per_speaker": per_speaker}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")

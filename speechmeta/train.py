@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from speechmeta.checkpoint import average_models, checkpoints, latest, load_checkpoint, save_checkpoint
 from speechmeta.config import Config, save_config, to_dict
-from speechmeta.data.augment import spec_augment, speed_perturb
+from speechmeta.data.augment import freq_warp, spec_augment, speed_perturb
 from speechmeta.data.dataset import UttData, length_batches
 from speechmeta.data.tokenizer import CharTokenizer
 from speechmeta.fileio import append_csv_row
@@ -171,6 +171,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
             if tc.speed_perturb:
                 factor = tc.speed_perturb[int(torch.randint(len(tc.speed_perturb), ()))]
                 feats, feat_lens = speed_perturb(feats, feat_lens, factor)
+            feats = freq_warp(feats, tc.freq_warp)
             if epoch >= tc.specaug_from_epoch:
                 feats = spec_augment(feats, feat_lens, cfg.specaug)
             with autocast(device):

@@ -20,7 +20,7 @@ from speechmeta.cli import main  # noqa: E402
 from speechmeta.config import load_config  # noqa: E402
 from speechmeta.data.datadir import DataDir  # noqa: E402
 from speechmeta.meta_train import meta_train  # noqa: E402
-from speechmeta.profile import ProfileError, load_profile, save_profile  # noqa: E402
+from speechmeta.profile import ProfileError, file_sha256, load_profile, save_profile  # noqa: E402
 from speechmeta.report import write_report  # noqa: E402
 from speechmeta.train import load_model  # noqa: E402
 
@@ -127,6 +127,9 @@ def test_adapt_eval_same_utterances_and_report_schema(exp, tmp_path):
     assert json.loads((tmp_path / "report" / "report.json").read_text()) == report
     assert (tmp_path / "report" / "wer_vs_k.png").read_bytes()[:4] == b"\x89PNG"
     assert "| lhuc | 2 |" in (tmp_path / "report" / "report.md").read_text()
+    # cross-validation folds pooled in one report: one base model per fold, their hashes joined
+    folds = write_report("synthtiny", [base, exp / "meta" / "meta.pt"], outs, tmp_path / "folds")
+    assert folds["base_model_sha256"] == f"{report['base_model_sha256']},{file_sha256(exp / 'meta' / 'meta.pt')}"
 
 
 def test_tune_picks_from_the_grid(exp):

@@ -51,3 +51,15 @@ def test_adapting_lhuc_lowers_the_support_loss():
     adapted = adapt(loss, fast, batch, {k: 1.0 for k in fast}, steps=3, first_order=True)
     assert loss(adapted, batch) < loss(fast, batch)
     assert all(not torch.equal(adapted[k], fast[k]) for k in fast)
+
+
+def test_adapter_init_does_not_depend_on_the_global_rng():
+    """The adapter baseline must start from the same point whatever drew random numbers before it."""
+    weights = []
+    for draws in (0, 7):
+        torch.manual_seed(123)
+        torch.rand(draws)
+        model = attach_speaker_params(ConformerCTC(ModelConfig(size="tiny"), 10), "adapter", 8)
+        weights.append({n: p.detach().clone() for n, p in model.named_parameters() if ".speaker." in n})
+    assert weights[0].keys() == weights[1].keys() and weights[0]
+    assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])

@@ -1,4 +1,6 @@
-"""Training-time augmentation on features: SpecAugment masks and speed perturbation (time stretch of the frames).
+"""Training-time augmentation on features: SpecAugment masks, speed perturbation (time stretch of the frames) and
+frequency warping (VTLP-style stretch of the mel axis: a cheap stand-in for other vocal tract lengths, which helps
+when a corpus has few training speakers).
 
 Random draws come from torch's generator, whose state checkpoints save, so a resumed run repeats them exactly.
 """
@@ -46,3 +48,22 @@ def speed_perturb(feats: torch.Tensor, lengths: torch.Tensor, factor: float) -> 
     frames = max(1, round(feats.shape[1] / factor))
     out = F.interpolate(feats.transpose(1, 2), size=frames, mode="linear", align_corners=False).transpose(1, 2)
     return out, torch.clamp((lengths.float() / factor).round().long(), 1, frames)
+
+
+def freq_warp(feats: torch.Tensor, max_warp: float) -> torch.Tensor:
+    """Warp the mel axis of each utterance of a (B, T, F) batch by a factor drawn from [1 - max_warp, 1 + max_warp]:
+    bin f reads the input at f * factor up to 85% of the band, then a straight line keeps the top bin in place
+    (piecewise-linear, as in VTLP, Jaitly & Hinton 2013), with linear interpolation between bins."""
+    if max_warp <= 0:
+        return feats
+    batch, _, bins = feats.shape
+    top = bins - 1.0
+    factor = 1.0 + (torch.rand(batch, 1) * 2 - 1) * max_warp  # (B, 1)
+    cut = 0.85 * top * torch.clamp(factor, max=1.0) / factor
+    f = torch.arange(bins, dtype=feats.dtype).unsqueeze(0)  # (1, F)
+    pos = torch.where(f <= cut, f * factor, top - (top - cut * factor) * (top - f) / (top - cut))
+    pos = pos.clamp(0, top)
+    lo = pos.floor().long().clamp(max=bins - 2)
+    frac = (pos - lo).unsqueeze(1)  # (B, 1, F)
+    lo = lo.unsqueeze(1).expand(-1, feats.shape[1], -1)
+    return feats.gather(2, lo) * (1 - frac) + feats.gather(2, lo + 1) * frac

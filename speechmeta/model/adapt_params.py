@@ -12,6 +12,8 @@ base checkpoint does not have them, and a speaker profile holds only them. At in
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,12 +24,15 @@ PARAM_SETS = ("all", "lhuc", "adapter", "norm", "bias")
 
 
 class SpeakerParams(nn.Module):
-    def __init__(self, d_model: int, lhuc: bool, adapter_dim: int):
+    def __init__(self, d_model: int, lhuc: bool, adapter_dim: int, generator: torch.Generator | None = None):
         super().__init__()
         self.lhuc = nn.ParameterDict({name: nn.Parameter(torch.zeros(d_model)) for name in ("ff1", "attn", "ff2")}
                                      ) if lhuc else None
         self.adapter_down = nn.Linear(d_model, adapter_dim) if adapter_dim else None
         self.adapter_up = nn.Linear(adapter_dim, d_model) if adapter_dim else None
+        if self.adapter_down is not None:  # nn.Linear's own init, from `generator` (not the global RNG)
+            nn.init.kaiming_uniform_(self.adapter_down.weight, a=math.sqrt(5), generator=generator)
+            nn.init.uniform_(self.adapter_down.bias, -d_model ** -0.5, d_model ** -0.5, generator=generator)
         if self.adapter_up is not None:
             nn.init.zeros_(self.adapter_up.weight)
             nn.init.zeros_(self.adapter_up.bias)
@@ -41,14 +46,18 @@ class SpeakerParams(nn.Module):
         return x + self.adapter_up(F.silu(self.adapter_down(x)))
 
 
-def attach_speaker_params(model: ConformerCTC, param_set: str, adapter_dim: int = 32) -> ConformerCTC:
-    """Give every block the speaker parameters `param_set` needs (LHUC scalers or an adapter); returns `model`."""
+def attach_speaker_params(model: ConformerCTC, param_set: str, adapter_dim: int = 32, seed: int = 0) -> ConformerCTC:
+    """Give every block the speaker parameters `param_set` needs (LHUC scalers or an adapter); returns `model`.
+    Adapter down-projections are drawn from `seed` alone, so an adaptation does not depend on what else drew random
+    numbers in the process before it."""
     if param_set not in PARAM_SETS:
         raise ValueError(f"unknown parameter set '{param_set}', expected one of {', '.join(PARAM_SETS)}")
     if param_set in ("lhuc", "adapter"):
+        generator = torch.Generator().manual_seed(seed)
         for block in model.blocks:
             d_model = block.norm.normalized_shape[0]
-            block.speaker = SpeakerParams(d_model, param_set == "lhuc", adapter_dim if param_set == "adapter" else 0)
+            block.speaker = SpeakerParams(d_model, param_set == "lhuc", adapter_dim if param_set == "adapter" else 0,
+                                          generator)
     return model
 
 
