@@ -36,7 +36,7 @@ def subset(data: Path, utts: int, out: Path) -> Path:
     feats = dict(line.split(maxsplit=1) for line in (data / "feats.scp").read_text().splitlines())
     frames = dict(line.split() for line in (data / "utt2num_frames").read_text().splitlines())
     root = data.resolve()
-    write_data_dir(out, wav={u: str(src.wav[u]) for u in keep}, text={u: src.text[u] for u in keep},
+    write_data_dir(out, wav={u: str(Path(src.wav[u]).resolve()) for u in keep}, text={u: src.text[u] for u in keep},
                    utt2spk={u: src.utt2spk[u] for u in keep})
     for name, table in (("feats.scp", feats), ("utt2num_frames", frames)):
         (out / name).write_text("".join(f"{u} {resolve(table[u], root) if name == 'feats.scp' else table[u]}\n"
