@@ -184,7 +184,9 @@ def apply_profile(model: ConformerCTC, model_path, profile_path) -> dict:
     param_set = info.get("param_set")
     if param_set in ("lhuc", "adapter") and model.blocks[0].speaker is None:
         attach_speaker_params(model, param_set, int(info.get("adapter_dim", 32)))
-    check_tensors(profile_path, model_path, set(adapted_names(model, param_set)) if param_set else set(), tensors)
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    check_tensors(profile_path, model_path, {n: shapes[n] for n in adapted_names(model, param_set)} if param_set
+                  else {}, tensors)
     device = next(model.parameters()).device
     model.load_state_dict({k: v.to(device) for k, v in tensors.items()}, strict=False)
     return info
