@@ -32,10 +32,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come as several types
-        raise CheckpointError(
-            f"cannot load {path}: truncated, corrupt, or holding more than tensors and plain values ({e}). "
-            "Checkpoints load with weights_only=True, so a file that carries code is refused."
-        ) from None
+        text = str(e)
+        if "Weights only load failed" in text:  # torch's own text would suggest weights_only=False: never do that
+            what = next((line.strip() for line in text.splitlines() if "GLOBAL" in line or "Unsupported" in line),
+                        "an object that is not a tensor or a plain value")
+            raise CheckpointError(
+                f"refusing to load {path}: it holds pickled objects, not only tensors and plain values ({what}). "
+                "Checkpoints load with weights_only=True, so a file that could run code is refused; use a "
+                "checkpoint written by speechmeta"
+            ) from None
+        reason = "empty file" if path.stat().st_size == 0 else text.splitlines()[0] if text else type(e).__name__
+        raise CheckpointError(f"cannot load {path}: truncated or corrupt ({reason}); copy it again, or use an "
+                              "earlier checkpoint") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} is not a speechmeta checkpoint (no 'model' entry)")
     return state
