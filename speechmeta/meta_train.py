@@ -32,7 +32,7 @@ from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
-from speechmeta.train import load_model, resolve_device, rng_state, set_rng_state
+from speechmeta.train import leave_out_unusable, load_model, resolve_device, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "seconds"]
@@ -86,6 +86,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     stats = stats.numpy() if stats is not None else None
     train_data = UttData(train_dir, tokenizer, base_cfg.cmvn, global_stats=stats)
     valid_data = UttData(valid_dir, tokenizer, base_cfg.cmvn, global_stats=stats)
+    leave_out_unusable([train_data, valid_data], cfg.train.max_frames, exp_dir, write=rank == 0)
     tasks = SpeakerTasks(_spk2utt(train_data), mc.shots, mc.query, mc.speakers_per_batch, mc.seed)
     for spk, why in tasks.skipped.items():
         log.warning("speaker %s cannot make a task: %s", spk, why)

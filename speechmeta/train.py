@@ -25,7 +25,7 @@ from speechmeta.config import Config, save_config, to_dict
 from speechmeta.data.augment import spec_augment, speed_perturb
 from speechmeta.data.dataset import UttData, length_batches
 from speechmeta.data.tokenizer import CharTokenizer
-from speechmeta.fileio import append_csv_row
+from speechmeta.fileio import append_csv_row, atomic_write_lines
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import ctc_loss, greedy_decode
 from speechmeta.scoring import score
@@ -85,6 +85,27 @@ def evaluate(model: ConformerCTC, data: UttData, utts: list[str], max_frames: in
     return {"loss": total_loss / max(total_units, 1), "wer": result["wer"], "cer": result["cer"], "hyps": hyps}
 
 
+def leave_out_unusable(datasets: list[UttData], max_frames: int, exp_dir: Path, write: bool = True
+                       ) -> dict[str, str]:
+    """Leave out the utterances no batch can use (longer than `max_frames`, too short for CTC), each listed in
+    EXP/left_out.txt (`utt<TAB>data dir<TAB>why`) and the log; returns utterance -> why."""
+    lines: dict[str, None] = {}
+    left_out: dict[str, str] = {}
+    for data in datasets:
+        bad = {u: why for u in data.utts if (why := data.too_long(u, max_frames) or data.too_short(u))}
+        data.drop(bad)
+        left_out.update(bad)
+        lines.update({f"{u}\t{data.path}\t{why}": None for u, why in bad.items()})
+    path = exp_dir / "left_out.txt"
+    if write and lines:
+        atomic_write_lines(path, list(lines))
+        log.warning("%d utterance(s) left out, listed in %s: %s", len(lines), path,
+                    "; ".join(line.replace("\t", " ") for line in list(lines)[:3]))
+    elif write and path.exists():
+        path.unlink()
+    return left_out
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available():
@@ -115,10 +136,16 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     train_data = UttData(train_dir, tokenizer, cfg.cmvn)
     valid_data = UttData(valid_dir, tokenizer, cfg.cmvn, global_stats=train_data.global_stats)
     if tokenizer.oov:
-        log.warning("training text has characters outside %s, mapped to <unk>: %s", units, dict(tokenizer.oov))
+        oov_utts = [u for u in train_data.utts if tokenizer.count_oov([train_data.data.text[u]])]
+        log.warning("training text has characters outside %s, mapped to <unk>: %s (%d utterance(s) of %s, e.g. "
+                    "'%s'); if they belong, rebuild the units with 'speechmeta make-units'", units, dict(tokenizer.oov),
+                    len(oov_utts), train_dir / "text", oov_utts[0] if oov_utts else "?")
     if train_data.missing:
         log.warning("%d training utterances have no features (see bad_utts.txt) and are left out",
                     len(train_data.missing))
+    leave_out_unusable([train_data, valid_data], tc.max_frames, exp_dir)
+    if not train_data.utts:
+        raise ValueError(f"no utterance of {train_dir} is left to train on (see {exp_dir / 'left_out.txt'})")
     step_every = max(1, len(valid_data.utts) // tc.valid_max_utts)
     valid_utts = valid_data.utts[::step_every][: tc.valid_max_utts]
 
