@@ -27,7 +27,7 @@ from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_che
 from speechmeta.config import Config, MetaConfig, save_config, to_dict
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
-from speechmeta.fileio import append_csv_row
+from speechmeta.fileio import append_csv_row, keep_csv_rows
 from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
@@ -136,6 +136,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
 
     began = time.time()
     metrics_path = exp_dir / "metrics.csv"
+    if main:
+        keep_csv_rows(metrics_path, lambda row: int(row["step"]) < step)  # rows before the checkpoint's step
     result: dict = {}
     bar = tqdm(total=mc.meta_steps, initial=step, desc=f"meta-train {mc.algorithm}", disable=not (progress and main))
     while step < mc.meta_steps:

@@ -25,7 +25,7 @@ from speechmeta.config import Config, save_config, to_dict
 from speechmeta.data.augment import spec_augment, speed_perturb
 from speechmeta.data.dataset import UttData, length_batches
 from speechmeta.data.tokenizer import CharTokenizer
-from speechmeta.fileio import append_csv_row, atomic_write_lines
+from speechmeta.fileio import append_csv_row, atomic_write_lines, keep_csv_rows
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import ctc_loss, greedy_decode
 from speechmeta.scoring import score
@@ -184,6 +184,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
         })
 
     metrics_path = exp_dir / "metrics.csv"
+    keep_csv_rows(metrics_path, lambda row: int(row["epoch"]) < epoch)  # rows of epochs the checkpoint has finished
     result: dict = {}
     began = time.time()
     while epoch <= tc.epochs:
