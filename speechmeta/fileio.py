@@ -55,6 +55,16 @@ def append_csv_row(path: str | os.PathLike, fields: list[str], row: dict) -> Non
         writer.writerow(row)
 
 
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (`.NAME.XXXX.tmp`) that killed atomic writes left in `directory`; returns them.
+    Only while no other process writes there (a run owns its experiment folder)."""
+    stale = sorted(Path(directory).glob(".*.tmp"))
+    for p in stale:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    return stale
+
+
 def keep_csv_rows(path: str | os.PathLike, keep) -> None:
     """Rewrite a metrics CSV with only its complete rows for which `keep(row)` is true: a resumed run drops the rows
     it is about to write again (those after its checkpoint) and a row a kill cut short."""

@@ -27,7 +27,7 @@ from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_che
 from speechmeta.config import Config, MetaConfig, save_config, to_dict
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
-from speechmeta.fileio import append_csv_row, keep_csv_rows
+from speechmeta.fileio import append_csv_row, keep_csv_rows, remove_stale_temps
 from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
@@ -110,6 +110,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
         log.info("resumed from %s at meta-step %d", last, step)
     main = rank == 0  # only the first process writes files and evaluates
     if main:
+        for stale in remove_stale_temps(exp_dir):
+            log.info("removed %s, left by an interrupted write", stale)
         save_config(cfg, exp_dir / "config.yaml")
     log.info("meta-training %s on %s (%d tensors, %d values), %d speakers (%d skipped), %d inner steps",
              mc.algorithm, mc.param_set, len(names), sum(p.numel() for p in init.values()), len(tasks.speakers),

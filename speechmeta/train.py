@@ -25,7 +25,7 @@ from speechmeta.config import Config, save_config, to_dict
 from speechmeta.data.augment import spec_augment, speed_perturb
 from speechmeta.data.dataset import UttData, length_batches
 from speechmeta.data.tokenizer import CharTokenizer
-from speechmeta.fileio import append_csv_row, atomic_write_lines, keep_csv_rows
+from speechmeta.fileio import append_csv_row, atomic_write_lines, keep_csv_rows, remove_stale_temps
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import ctc_loss, greedy_decode
 from speechmeta.scoring import score
@@ -125,6 +125,8 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     """Train into `exp_dir`; returns the last epoch's metrics. See the module docstring."""
     tc = cfg.train
     exp_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temps(exp_dir):
+        log.info("removed %s, left by an interrupted write", stale)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = resolve_device(tc.device)
