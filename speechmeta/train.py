@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from speechmeta.config import Config, save_config, to_dict
 from speechmeta.data.augment import spec_augment, speed_perturb
 from speechmeta.data.dataset import UttData, length_batches
 from speechmeta.data.tokenizer import CharTokenizer
-from speechmeta.fileio import append_csv_row, atomic_write_lines, keep_csv_rows, remove_stale_temps
+from speechmeta.fileio import append_csv_row, atomic_write_lines, atomic_write_text, keep_csv_rows, remove_stale_temps
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import ctc_loss, greedy_decode
 from speechmeta.scoring import score
@@ -170,9 +169,9 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
         log.info("initialized from %s", init_from)
     save_config(cfg, exp_dir / "config.yaml")
     if units.resolve() != (exp_dir / "units.txt").resolve():
-        shutil.copy(units, exp_dir / "units.txt")
+        atomic_write_text(exp_dir / "units.txt", units.read_text(encoding="utf-8"))
         if units.with_name("text_norm.json").exists():
-            shutil.copy(units.with_name("text_norm.json"), exp_dir / "text_norm.json")
+            atomic_write_text(exp_dir / "text_norm.json", units.with_name("text_norm.json").read_text(encoding="utf-8"))
     log.info("model: %s, %d parameters, device %s; %d training, %d validation utterances", cfg.model.size,
              sum(p.numel() for p in model.parameters()), device, len(train_data.utts), len(valid_utts))
 
