@@ -19,10 +19,35 @@ class CheckpointError(ValueError):
     pass
 
 
+class _KeepWriteError:
+    """A file that remembers its write error: torch.save reports a failed write (a full disk) only as a RuntimeError
+    of its zip writer ("unexpected pos"), which would hide the OSError a user can act on."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """torch.save to a temporary file, fsync, rename: a crash leaves the previous checkpoint intact."""
+    """torch.save to a temporary file, fsync, rename: a crash or a full disk leaves the previous checkpoint intact
+    (a failed write raises its OSError, e.g. ENOSPC)."""
     with atomic_open(path, "wb") as f:
-        torch.save(state, f)
+        out = _KeepWriteError(f)
+        try:
+            torch.save(state, out)
+        except RuntimeError:
+            if out.error is not None:
+                raise out.error from None
+            raise
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
