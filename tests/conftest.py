@@ -164,7 +164,7 @@ def _same_content(a: Path, b: Path) -> bool:
     return False
 
 
-def _files(root: Path) -> dict[str, Path]:
+def output_files(root: Path) -> dict[str, Path]:
     """Relative path -> file or link under `root`, without run records and logs."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -179,9 +179,9 @@ def _files(root: Path) -> dict[str, Path]:
 def output_differences(ref: Path, new: Path) -> list[tuple[str, int, str]]:
     """The finished outputs under `ref` that are missing or different under `new`: (relative path, bytes, why).
     Run records, logs and the wall-clock column of metrics.csv are not compared."""
-    have = _files(new)
+    have = output_files(new)
     out = []
-    for rel, a in sorted(_files(ref).items()):
+    for rel, a in sorted(output_files(ref).items()):
         b = have.get(rel)
         if a.is_symlink():
             if b is None or not b.is_symlink() or os.readlink(a) != os.readlink(b):
@@ -199,9 +199,9 @@ def partial_files(ref: Path, killed: Path) -> list[str]:
     (`.NAME.XXXX.tmp`) and append-only metrics are not final names."""
     from speechmeta.checkpoint import CheckpointError, load_checkpoint
 
-    done = _files(ref)
+    done = output_files(ref)
     bad = []
-    for rel, path in sorted(_files(killed).items()):
+    for rel, path in sorted(output_files(killed).items()):
         if path.is_symlink() or path.name.endswith(".tmp") or path.name == "metrics.csv":
             continue
         if rel in done:
