@@ -38,7 +38,7 @@ from sentences import sentences  # noqa: E402
 
 from speechmeta.data.datadir import write_data_dir  # noqa: E402
 from speechmeta.data.tokenizer import TextNorm  # noqa: E402
-from speechmeta.fileio import atomic_write_text  # noqa: E402
+from speechmeta.fileio import atomic_open, atomic_write_text  # noqa: E402
 
 SAMPLE_RATE = 16000
 ACCENTS = ["en-us", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en", "en-gb-scotland", "en-029"]
@@ -135,9 +135,10 @@ def synth_speaker(spk: Speaker, items: list[tuple[str, str]], wav_dir: str, seed
         pad = [np.zeros(int(jitter.uniform(*SILENCE_S) * SAMPLE_RATE), np.float32) for _ in range(2)]
         audio = np.concatenate([pad[0], audio, pad[1]])
         audio = channel(audio, spk, np.random.default_rng([seed, int(spk.spk[3:]), number]))
-        sf.write(str(out_dir / f"{utt}.wav"), audio, SAMPLE_RATE, subtype="PCM_16")
+        with atomic_open(out_dir / f"{utt}.wav", "wb") as f:  # a killed run leaves no half-written wav
+            sf.write(f, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         done.append((utt, len(audio)))
-    (out_dir / ".done").write_text(f"{len(done)}\n")
+    atomic_write_text(out_dir / ".done", f"{len(done)}\n")
     return done
 
 

@@ -25,7 +25,7 @@ import torch
 from torch.func import functional_call
 
 from speechmeta.config import Config
-from speechmeta.data.dataset import UttData
+from speechmeta.data.dataset import MAX_FRAMES, UttData
 from speechmeta.data.tokenizer import CharTokenizer
 from speechmeta.meta.batched import batched_adapt
 from speechmeta.meta.inner import Params, adapt_test_time, ctc_task_loss
@@ -184,7 +184,9 @@ def apply_profile(model: ConformerCTC, model_path, profile_path) -> dict:
     param_set = info.get("param_set")
     if param_set in ("lhuc", "adapter") and model.blocks[0].speaker is None:
         attach_speaker_params(model, param_set, int(info.get("adapter_dim", 32)))
-    check_tensors(profile_path, model_path, set(adapted_names(model, param_set)) if param_set else set(), tensors)
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    check_tensors(profile_path, model_path, {n: shapes[n] for n in adapted_names(model, param_set)} if param_set
+                  else {}, tensors)
     device = next(model.parameters()).device
     model.load_state_dict({k: v.to(device) for k, v in tensors.items()}, strict=False)
     return info
@@ -212,11 +214,10 @@ def choose_support(data: UttData, spk: str, k: int | None, support_list: list[st
         if u not in data.num_frames:
             raise ValueError(f"utterance '{u}' of speaker '{spk}' has no features in {data.path}/feats.scp "
                              "(skipped as bad audio?)")
-        need = len(data.targets[u])
-        if data.num_frames[u] // 4 < need:
-            raise ValueError(f"utterance '{u}' ({data.data.wav.get(u, '?')}) is too short for its transcript: "
-                             f"{data.num_frames[u]} frames give {data.num_frames[u] // 4} CTC frames for {need} "
-                             "characters")
+        why = data.too_long(u, MAX_FRAMES) or data.too_short(u)
+        if why:
+            raise ValueError(f"utterance '{u}' ({data.data.audio(u).path}) of speaker '{spk}' cannot adapt: {why}; "
+                             "choose other utterances (--support-list)")
     return chosen
 
 

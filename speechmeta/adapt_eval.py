@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from speechmeta.adapt import Adapter, adapt_speakers, adapt_trajectory, greedy_hyps, load_adapter, pseudo_label
 from speechmeta.data.datadir import read_table
-from speechmeta.data.dataset import UttData, length_batches
+from speechmeta.data.dataset import MAX_FRAMES, UttData, length_batches
 from speechmeta.fileio import atomic_write_lines, atomic_write_text
 from speechmeta.scoring import score, write_report
 
@@ -40,7 +40,8 @@ def open_data(ad: Adapter, data_dir: Path) -> UttData:
     return UttData(data_dir, ad.tokenizer, ad.cfg.cmvn, global_stats=stats.numpy() if stats is not None else None)
 
 
-def decode_speaker(ad: Adapter, fast, data: UttData, utts: list[str], max_frames: int = 20000) -> dict[str, str]:
+def decode_speaker(ad: Adapter, fast, data: UttData, utts: list[str], max_frames: int = MAX_FRAMES) -> dict[str, str]:
+    data.check_length(utts, max_frames)
     hyps: dict[str, str] = {}
     for chunk in length_batches({u: data.num_frames[u] for u in utts}, max_frames, shuffle=False):
         hyps.update(greedy_hyps(ad, fast, data.batch(chunk)))

@@ -19,10 +19,35 @@ class CheckpointError(ValueError):
     pass
 
 
+class _KeepWriteError:
+    """A file that remembers its write error: torch.save reports a failed write (a full disk) only as a RuntimeError
+    of its zip writer ("unexpected pos"), which would hide the OSError a user can act on."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """torch.save to a temporary file, fsync, rename: a crash leaves the previous checkpoint intact."""
+    """torch.save to a temporary file, fsync, rename: a crash or a full disk leaves the previous checkpoint intact
+    (a failed write raises its OSError, e.g. ENOSPC)."""
     with atomic_open(path, "wb") as f:
-        torch.save(state, f)
+        out = _KeepWriteError(f)
+        try:
+            torch.save(state, out)
+        except RuntimeError:
+            if out.error is not None:
+                raise out.error from None
+            raise
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -32,10 +57,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come as several types
-        raise CheckpointError(
-            f"cannot load {path}: truncated, corrupt, or holding more than tensors and plain values ({e}). "
-            "Checkpoints load with weights_only=True, so a file that carries code is refused."
-        ) from None
+        text = str(e)
+        if "Weights only load failed" in text:  # torch's own text would suggest weights_only=False: never do that
+            what = next((line.strip() for line in text.splitlines() if "GLOBAL" in line or "Unsupported" in line),
+                        "an object that is not a tensor or a plain value")
+            raise CheckpointError(
+                f"refusing to load {path}: it holds pickled objects, not only tensors and plain values ({what}). "
+                "Checkpoints load with weights_only=True, so a file that could run code is refused; use a "
+                "checkpoint written by speechmeta"
+            ) from None
+        reason = "empty file" if path.stat().st_size == 0 else text.splitlines()[0] if text else type(e).__name__
+        raise CheckpointError(f"cannot load {path}: truncated or corrupt ({reason}); copy it again, or use an "
+                              "earlier checkpoint") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} is not a speechmeta checkpoint (no 'model' entry)")
     return state

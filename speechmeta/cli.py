@@ -6,6 +6,7 @@ Run `speechmeta --help`, or `speechmeta SUBCOMMAND --help` for one subcommand.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -297,10 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging()
     try:
         return args.func(args)
-    except (DataDirError, AudioError, ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
+    except (DataDirError, AudioError, ConfigError, CheckpointError, OSError, ValueError) as e:
         if os.environ.get("SPEECHMETA_DEBUG"):
             raise
         hint = "\n(--skip-bad skips such utterances, listing them in bad_utts.txt)" if isinstance(e, AudioError) else ""
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            hint = ("\n(files are written to a temporary name and renamed when complete: the finished ones, earlier "
+                    "checkpoints included, are intact; free some space and rerun, with --resume where there is one)")
         print(f"speechmeta {args.command}: error: {e}{hint}", file=sys.stderr)
         return 1
 

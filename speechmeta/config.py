@@ -151,7 +151,10 @@ def _set_dotted(data: dict, override: str) -> None:
     if "=" not in override:
         raise ConfigError(f"override '{override}' is not of the form key.subkey=value")
     key, text = override.split("=", 1)
-    value = yaml.safe_load(text) if text else ""
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        raise ConfigError(f"override '{override}': the value is not valid YAML (quote it)") from None
     *parents, last = key.strip().split(".")
     node = data
     for p in parents:
@@ -165,7 +168,13 @@ def load_config(cls: type[T] = Config, path: str | os.PathLike | None = None, ov
     """Defaults of `cls`, then the YAML file at `path`, then `key.sub=value` overrides (values parsed as YAML)."""
     data: dict = {}
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:  # a syntax error: say where, without the parser's traceback
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the file's "
+                              "indentation or quoting") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = loaded or {}

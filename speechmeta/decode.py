@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from speechmeta.adapt import apply_profile
-from speechmeta.data.dataset import UttData, length_batches
+from speechmeta.data.dataset import MAX_FRAMES, UttData, length_batches
 from speechmeta.fileio import atomic_write_lines
 from speechmeta.lm import NgramLM
 from speechmeta.model.beam_search import BeamSearch
@@ -35,7 +35,7 @@ def read_lexicon(path: str | os.PathLike) -> list[str]:
 
 def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greedy", beam_size: int = 10,
            lm_path: Path | None = None, lm_weight: float = 0.5, word_bonus: float = 0.0,
-           lexicon_path: Path | None = None, device: str = "cpu", max_frames: int = 20000,
+           lexicon_path: Path | None = None, device: str = "cpu", max_frames: int = MAX_FRAMES,
            profile: Path | None = None) -> dict:
     """Decode every utterance with features in `data_dir` (with a speaker profile's tensors loaded, if given);
     returns counts, timings and the RTF."""
@@ -49,6 +49,7 @@ def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greed
                  info.get("spk"), info.get("k", 0))
     stats = state.get("cmvn_global")
     data = UttData(data_dir, tokenizer, cfg.cmvn, global_stats=stats.numpy() if stats is not None else None)
+    data.check_length(data.utts, max_frames)
     search = None
     if method == "beam":
         search = BeamSearch(tokenizer.units, beam_size=beam_size, lm_weight=lm_weight, word_bonus=word_bonus,

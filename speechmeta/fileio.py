@@ -55,6 +55,38 @@ def append_csv_row(path: str | os.PathLike, fields: list[str], row: dict) -> Non
         writer.writerow(row)
 
 
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files (`.NAME.XXXX.tmp`) that killed atomic writes left in `directory`; returns them.
+    Only while no other process writes there (a run owns its experiment folder)."""
+    stale = sorted(Path(directory).glob(".*.tmp"))
+    for p in stale:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    return stale
+
+
+def keep_csv_rows(path: str | os.PathLike, keep) -> None:
+    """Rewrite a metrics CSV with only its complete rows for which `keep(row)` is true: a resumed run drops the rows
+    it is about to write again (those after its checkpoint) and a row a kill cut short."""
+    import csv
+    import io
+
+    path = Path(path)
+    if not path.exists():
+        return
+    text = path.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # the last line was cut short
+    reader = csv.DictReader(io.StringIO(text))
+    rows = [r for r in reader if None not in r and None not in r.values() and keep(r)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, reader.fieldnames or [], lineterminator="\r\n")
+    if reader.fieldnames:
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write_text(path, out.getvalue())
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)

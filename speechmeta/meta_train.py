@@ -27,12 +27,12 @@ from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_che
 from speechmeta.config import Config, MetaConfig, save_config, to_dict
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
-from speechmeta.fileio import append_csv_row
+from speechmeta.fileio import append_csv_row, keep_csv_rows, remove_stale_temps
 from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
-from speechmeta.train import load_model, resolve_device, rng_state, set_rng_state
+from speechmeta.train import leave_out_unusable, load_model, resolve_device, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "seconds"]
@@ -86,6 +86,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     stats = stats.numpy() if stats is not None else None
     train_data = UttData(train_dir, tokenizer, base_cfg.cmvn, global_stats=stats)
     valid_data = UttData(valid_dir, tokenizer, base_cfg.cmvn, global_stats=stats)
+    leave_out_unusable([train_data, valid_data], cfg.train.max_frames, exp_dir, write=rank == 0)
     tasks = SpeakerTasks(_spk2utt(train_data), mc.shots, mc.query, mc.speakers_per_batch, mc.seed)
     for spk, why in tasks.skipped.items():
         log.warning("speaker %s cannot make a task: %s", spk, why)
@@ -109,6 +110,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
         log.info("resumed from %s at meta-step %d", last, step)
     main = rank == 0  # only the first process writes files and evaluates
     if main:
+        for stale in remove_stale_temps(exp_dir):
+            log.info("removed %s, left by an interrupted write", stale)
         save_config(cfg, exp_dir / "config.yaml")
     log.info("meta-training %s on %s (%d tensors, %d values), %d speakers (%d skipped), %d inner steps",
              mc.algorithm, mc.param_set, len(names), sum(p.numel() for p in init.values()), len(tasks.speakers),
@@ -135,6 +138,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
 
     began = time.time()
     metrics_path = exp_dir / "metrics.csv"
+    if main:
+        keep_csv_rows(metrics_path, lambda row: int(row["step"]) < step)  # rows before the checkpoint's step
     result: dict = {}
     bar = tqdm(total=mc.meta_steps, initial=step, desc=f"meta-train {mc.algorithm}", disable=not (progress and main))
     while step < mc.meta_steps:

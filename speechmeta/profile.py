@@ -65,11 +65,15 @@ def check_base(path: str | os.PathLike, model_path: str | os.PathLike, base_sha2
                            f"not from {model_path} ({actual[:16]}...): adapt the speaker again with this model")
 
 
-def check_tensors(path: str | os.PathLike, model_path: str | os.PathLike, expected: set[str],
+def check_tensors(path: str | os.PathLike, model_path: str | os.PathLike, expected: dict[str, torch.Size],
                   tensors: dict[str, torch.Tensor]) -> None:
-    """Refuse a profile whose tensors are not exactly the parameters its method adapts."""
-    missing, extra = sorted(expected - tensors.keys()), sorted(tensors.keys() - expected)
+    """Refuse a profile whose tensors are not exactly the parameters its method adapts (`expected`: name -> shape)."""
+    missing, extra = sorted(expected.keys() - tensors.keys()), sorted(tensors.keys() - expected.keys())
     if missing or extra:
         raise ProfileError(f"speaker profile {path} does not fit {model_path}: "
                            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
                            f"extra {extra[:5]}{'...' if len(extra) > 5 else ''}")
+    for name in sorted(expected):
+        if tuple(tensors[name].shape) != tuple(expected[name]):
+            raise ProfileError(f"speaker profile {path} does not fit {model_path}: tensor '{name}' has shape "
+                               f"{tuple(tensors[name].shape)}, the model's {tuple(expected[name])}")

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from speechmeta.config import Config, save_config, to_dict
 from speechmeta.data.augment import freq_warp, spec_augment, speed_perturb
 from speechmeta.data.dataset import UttData, length_batches
 from speechmeta.data.tokenizer import CharTokenizer
-from speechmeta.fileio import append_csv_row
+from speechmeta.fileio import append_csv_row, atomic_write_lines, atomic_write_text, keep_csv_rows, remove_stale_temps
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import ctc_loss, greedy_decode
 from speechmeta.scoring import score
@@ -85,6 +84,27 @@ def evaluate(model: ConformerCTC, data: UttData, utts: list[str], max_frames: in
     return {"loss": total_loss / max(total_units, 1), "wer": result["wer"], "cer": result["cer"], "hyps": hyps}
 
 
+def leave_out_unusable(datasets: list[UttData], max_frames: int, exp_dir: Path, write: bool = True
+                       ) -> dict[str, str]:
+    """Leave out the utterances no batch can use (longer than `max_frames`, too short for CTC), each listed in
+    EXP/left_out.txt (`utt<TAB>data dir<TAB>why`) and the log; returns utterance -> why."""
+    lines: dict[str, None] = {}
+    left_out: dict[str, str] = {}
+    for data in datasets:
+        bad = {u: why for u in data.utts if (why := data.too_long(u, max_frames) or data.too_short(u))}
+        data.drop(bad)
+        left_out.update(bad)
+        lines.update({f"{u}\t{data.path}\t{why}": None for u, why in bad.items()})
+    path = exp_dir / "left_out.txt"
+    if write and lines:
+        atomic_write_lines(path, list(lines))
+        log.warning("%d utterance(s) left out, listed in %s: %s", len(lines), path,
+                    "; ".join(line.replace("\t", " ") for line in list(lines)[:3]))
+    elif write and path.exists():
+        path.unlink()
+    return left_out
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available():
@@ -104,6 +124,8 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     """Train into `exp_dir`; returns the last epoch's metrics. See the module docstring."""
     tc = cfg.train
     exp_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temps(exp_dir):
+        log.info("removed %s, left by an interrupted write", stale)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = resolve_device(tc.device)
@@ -115,10 +137,16 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     train_data = UttData(train_dir, tokenizer, cfg.cmvn)
     valid_data = UttData(valid_dir, tokenizer, cfg.cmvn, global_stats=train_data.global_stats)
     if tokenizer.oov:
-        log.warning("training text has characters outside %s, mapped to <unk>: %s", units, dict(tokenizer.oov))
+        oov_utts = [u for u in train_data.utts if tokenizer.count_oov([train_data.data.text[u]])]
+        log.warning("training text has characters outside %s, mapped to <unk>: %s (%d utterance(s) of %s, e.g. "
+                    "'%s'); if they belong, rebuild the units with 'speechmeta make-units'", units, dict(tokenizer.oov),
+                    len(oov_utts), train_dir / "text", oov_utts[0] if oov_utts else "?")
     if train_data.missing:
         log.warning("%d training utterances have no features (see bad_utts.txt) and are left out",
                     len(train_data.missing))
+    leave_out_unusable([train_data, valid_data], tc.max_frames, exp_dir)
+    if not train_data.utts:
+        raise ValueError(f"no utterance of {train_dir} is left to train on (see {exp_dir / 'left_out.txt'})")
     step_every = max(1, len(valid_data.utts) // tc.valid_max_utts)
     valid_utts = valid_data.utts[::step_every][: tc.valid_max_utts]
 
@@ -141,9 +169,9 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
         log.info("initialized from %s", init_from)
     save_config(cfg, exp_dir / "config.yaml")
     if units.resolve() != (exp_dir / "units.txt").resolve():
-        shutil.copy(units, exp_dir / "units.txt")
+        atomic_write_text(exp_dir / "units.txt", units.read_text(encoding="utf-8"))
         if units.with_name("text_norm.json").exists():
-            shutil.copy(units.with_name("text_norm.json"), exp_dir / "text_norm.json")
+            atomic_write_text(exp_dir / "text_norm.json", units.with_name("text_norm.json").read_text(encoding="utf-8"))
     log.info("model: %s, %d parameters, device %s; %d training, %d validation utterances", cfg.model.size,
              sum(p.numel() for p in model.parameters()), device, len(train_data.utts), len(valid_utts))
 
@@ -157,6 +185,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
         })
 
     metrics_path = exp_dir / "metrics.csv"
+    keep_csv_rows(metrics_path, lambda row: int(row["epoch"]) < epoch)  # rows of epochs the checkpoint has finished
     result: dict = {}
     began = time.time()
     while epoch <= tc.epochs:

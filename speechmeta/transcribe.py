@@ -15,6 +15,7 @@ import torch
 from speechmeta.adapt import apply_profile
 from speechmeta.data.audio import load_audio
 from speechmeta.data.cmvn import apply_cmvn
+from speechmeta.data.dataset import MAX_FRAMES
 from speechmeta.data.fbank import fbank
 from speechmeta.decode import read_lexicon
 from speechmeta.lm import NgramLM
@@ -47,6 +48,9 @@ def transcribe(model_path: str | os.PathLike, files: list[str | os.PathLike], pr
         if feats.shape[0] < 7:  # the conv subsampling needs 7 frames for one output frame
             raise ValueError(f"{path}: too short to transcribe ({feats.shape[0]} frames of "
                              f"{cfg.fbank.frame_shift_ms:g} ms)")
+        if feats.shape[0] > MAX_FRAMES:
+            raise ValueError(f"{path}: too long to transcribe in one pass ({feats.shape[0]} frames of "
+                             f"{cfg.fbank.frame_shift_ms:g} ms, at most {MAX_FRAMES}): cut it into shorter files")
         x = torch.from_numpy(feats).unsqueeze(0).to(dev)
         with torch.no_grad(), autocast(dev):
             log_probs, lens = model(x, torch.tensor([x.shape[1]], device=dev))

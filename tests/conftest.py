@@ -1,8 +1,14 @@
-"""Shared fixtures: tiny data dirs with generated audio, and the path to the real corpora in ../shared/data."""
+"""Shared fixtures and helpers: tiny data dirs with generated audio, a tiny trained model, the path to the real corpora
+in ../shared/data, and the kill-and-compare tools of the fault tests (also used by benchmarks/faults.py)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +17,7 @@ import soundfile as sf
 
 from speechmeta.data.datadir import write_data_dir
 
+REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPEECHMETA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
@@ -34,6 +41,14 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 16000, subtype
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), samples, sample_rate, subtype=subtype)
     return path
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def rewrite(path: Path, new_lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in new_lines))
 
 
 @pytest.fixture
@@ -78,3 +93,123 @@ def tiny_base(out: Path, speakers: int, test_speakers: int, utts: int, overrides
     CharTokenizer.build(DataDir.load(out / "train").text.values()).save(out / "units.txt")
     cfg = load_config(overrides=["model.size=tiny", "train.epochs=1", "train.average_last=1", *overrides])
     return train(cfg, out / "train", out / "train", out / "units.txt", out / "base", progress=False)
+
+
+def cli(*args) -> list[str]:
+    """The argv of `speechmeta ARGS...` with this interpreter, so the code under test runs."""
+    return [sys.executable, "-m", "speechmeta.cli", *map(str, args)]
+
+
+def kill_when(cmd: list[str], ready: Callable[[], bool], delay: float, env: dict | None = None,
+              timeout: float = 600) -> bool:
+    """Run `cmd` in a process group of its own; once `ready()` holds, wait `delay` seconds more, then SIGKILL the
+    whole group (as a power cut or the OOM killer would: no handler runs). True if it was killed, False if it had
+    finished by then."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=env)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not ready() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    end = time.monotonic() + delay
+    while proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.005)
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+VOLATILE = ("runs", "log")  # run records and logs: a rerun writes its own
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    """Equal files; zip containers by content (torch.save and np.savez stamp times), metrics.csv without the
+    wall-clock `seconds` column."""
+    if a.read_bytes() == b.read_bytes():
+        return True
+    if a.suffix == ".pt":
+        import torch
+
+        def same(x, y) -> bool:
+            if isinstance(x, torch.Tensor):
+                return isinstance(y, torch.Tensor) and x.dtype == y.dtype and torch.equal(x, y)
+            if isinstance(x, dict):
+                return isinstance(y, dict) and x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
+            if isinstance(x, (list, tuple)):
+                return type(x) is type(y) and len(x) == len(y) and all(map(same, x, y))
+            return x == y
+
+        try:
+            return same(torch.load(a, weights_only=True), torch.load(b, weights_only=True))
+        except Exception:
+            return False
+    if a.suffix == ".npz":
+        import numpy as np
+
+        try:
+            with np.load(a) as x, np.load(b) as y:
+                return x.files == y.files and all(np.array_equal(x[k], y[k]) for k in x.files)
+        except Exception:
+            return False
+    if a.name == "metrics.csv":
+        def rows(p: Path) -> list[list[str]]:
+            import csv
+
+            table = list(csv.reader(p.read_text().splitlines()))
+            drop = table[0].index("seconds") if table and "seconds" in table[0] else None
+            return [[v for i, v in enumerate(r) if i != drop] for r in table]
+
+        return rows(a) == rows(b)
+    return False
+
+
+def output_files(root: Path) -> dict[str, Path]:
+    """Relative path -> file or link under `root`, without run records and logs."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in VOLATILE and not (Path(dirpath) / d).is_symlink()]
+        links = [d for d in os.listdir(dirpath) if (Path(dirpath) / d).is_symlink()]
+        for name in set(filenames) | set(links):
+            if not name.endswith(".log"):
+                out[str((Path(dirpath) / name).relative_to(root))] = Path(dirpath) / name
+    return out
+
+
+def output_differences(ref: Path, new: Path) -> list[tuple[str, int, str]]:
+    """The finished outputs under `ref` that are missing or different under `new`: (relative path, bytes, why).
+    Run records, logs and the wall-clock column of metrics.csv are not compared."""
+    have = output_files(new)
+    out = []
+    for rel, a in sorted(output_files(ref).items()):
+        b = have.get(rel)
+        if a.is_symlink():
+            if b is None or not b.is_symlink() or os.readlink(a) != os.readlink(b):
+                out.append((rel, 0, "link missing or different"))
+        elif b is None:
+            out.append((rel, a.stat().st_size, "missing"))
+        elif not _same_content(a, b):
+            out.append((rel, a.stat().st_size, "different"))
+    return out
+
+
+def partial_files(ref: Path, killed: Path) -> list[str]:
+    """Files a killed run left under a final name that are not finished: different from the finished run's file
+    of that name, or, for a checkpoint the finished run no longer has, not loadable. Temporary files
+    (`.NAME.XXXX.tmp`) and append-only metrics are not final names."""
+    from speechmeta.checkpoint import CheckpointError, load_checkpoint
+
+    done = output_files(ref)
+    bad = []
+    for rel, path in sorted(output_files(killed).items()):
+        if path.is_symlink() or path.name.endswith(".tmp") or path.name == "metrics.csv":
+            continue
+        if rel in done:
+            if not _same_content(done[rel], path):
+                bad.append(rel)
+        elif path.suffix == ".pt":
+            try:
+                load_checkpoint(path)
+            except CheckpointError:
+                bad.append(rel)
+    return bad

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import lines, rewrite
 
 from speechmeta.data.datadir import DataDir, DataDirError, read_table, resolve_wav_entry, validate_data_dir
 
@@ -15,14 +16,6 @@ def errors(d: Path, **kw) -> list[str]:
 
 def warnings(d: Path) -> list[str]:
     return [str(p) for p in validate_data_dir(d) if p.level == "warning"]
-
-
-def rewrite(path: Path, lines: list[str]) -> None:
-    path.write_text("".join(line + "\n" for line in lines))
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines()
 
 
 def test_valid_dir_has_no_problems(make_data_dir):

@@ -13,6 +13,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+BLOCK = 1 << 18  # frames read at a time
+
 
 class AudioError(ValueError):
     """Audio that cannot be used, with the utterance and file it belongs to."""
@@ -69,17 +71,38 @@ def load_audio(path: str | Path, sample_rate: int = 16000, *, utt: str | None = 
     if last > info.frames + info.samplerate // 100:  # allow 10 ms of rounding in segment times
         raise AudioError(utt, path, f"segment ends at {end:.2f} s, after the end of the file ({info.duration:.2f} s)")
     last = min(last, info.frames)
+    samples = _read_mono(path, utt, first, last, info.samplerate, sample_rate)
+    if samples.shape[0] == 0:
+        raise AudioError(utt, path, "no samples")
+    return samples
+
+
+def _read_mono(path: Path, utt: str | None, first: int, last: int, rate: int, sample_rate: int) -> np.ndarray:
+    """Samples first..last of `path`, mixed to mono and resampled, read BLOCK frames at a time: a long or
+    multi-channel recording never sits in memory at its own rate and channel count (soxr's stream gives exactly
+    its one-shot result)."""
+    stream = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ") if rate != sample_rate else None
+    pieces, have = [], 0
     try:
-        data, sr = sf.read(str(path), start=first, stop=last, dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            f.seek(first)
+            while have < last - first:
+                data = f.read(min(BLOCK, last - first - have), dtype="float32", always_2d=True)
+                if data.shape[0] == 0:
+                    break
+                if not np.isfinite(data).all():
+                    raise AudioError(utt, path, "contains NaN or infinite samples")
+                have += data.shape[0]
+                mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+                pieces.append(stream.resample_chunk(mono, last=False) if stream else mono)
+    except AudioError:
+        raise
     except Exception as e:
         raise AudioError(utt, path, f"decoding failed, file damaged or truncated ({e})") from e
-    if data.shape[0] == 0:
+    if have == 0:
         raise AudioError(utt, path, "no samples")
-    if data.shape[0] < last - first:
-        raise AudioError(utt, path, f"truncated: {data.shape[0]} of {last - first} samples readable")
-    if not np.isfinite(data).all():
-        raise AudioError(utt, path, "contains NaN or infinite samples")
-    samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if sr != sample_rate:
-        samples = soxr.resample(samples, sr, sample_rate, quality="HQ").astype(np.float32, copy=False)
-    return np.ascontiguousarray(samples, dtype=np.float32)
+    if have < last - first:
+        raise AudioError(utt, path, f"truncated: {have} of {last - first} samples readable")
+    if stream is not None:
+        pieces.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    return np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)

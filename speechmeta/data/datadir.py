@@ -246,8 +246,11 @@ def validate_data_dir(path: str | os.PathLike, audio_root: str | os.PathLike | N
 
     utt2spk = tables["utt2spk"].first()
     for e in utt2spk.values():
-        if not e.value or len(e.value.split()) != 1:
-            error(tables["utt2spk"], e.line, f"expected 'utt speaker', got '{e.key} {e.value}'")
+        if not e.value:
+            error(tables["utt2spk"], e.line, f"expected 'utt speaker', got '{e.key}' alone")
+        elif len(e.value.split()) != 1:
+            error(tables["utt2spk"], e.line, f"utterance '{e.key}': speaker id '{e.value}' contains spaces, which a "
+                                             "Kaldi table cannot hold; write it without (e.g. with '_')")
         elif "/" in e.value:
             error(tables["utt2spk"], e.line, f"speaker id '{e.value}' contains '/', which breaks per-speaker paths")
         elif not e.key.startswith(e.value):

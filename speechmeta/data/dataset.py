@@ -1,5 +1,9 @@
 """Utterances ready for the model: normalized features, unit ids, length-sorted batches, padding.
 
+Utterances a batch cannot hold are named, never silently used: longer than a batch's `max_frames` (attention
+memory grows with the square of the length), or with fewer encoder frames than CTC needs for the transcript (its
+loss would be zeroed, so it would teach nothing). Training leaves them out and lists them; decoding refuses them.
+
 A batch is a dict: `feats` (B, T, F) float32, `feat_lens` (B,), `targets` (B, S) int64 padded with 0, `target_lens`
 (B,), `utts` (list of ids). Batches hold utterances of similar length (less padding); their order is shuffled from
 (seed, epoch) so that a resumed run sees exactly the batches an uninterrupted one would.
@@ -18,6 +22,9 @@ from speechmeta.data.cmvn import apply_cmvn, load_cmvn
 from speechmeta.data.datadir import DataDir
 from speechmeta.data.feats_store import FeatsReader
 from speechmeta.data.tokenizer import CharTokenizer
+from speechmeta.model.conformer import output_lengths
+
+MAX_FRAMES = 20000  # frames of one decoding or adaptation batch (200 s of 10 ms frames): the longest utterance
 
 
 class UttData:
@@ -41,6 +48,37 @@ class UttData:
         self.targets = {u: tokenizer.encode(self.data.text[u]) for u in self.utts}
         self.num_frames = {u: self.reader.num_frames(u) for u in self.utts}
 
+    def too_long(self, utt: str, max_frames: int) -> str | None:
+        """Why `utt` cannot be in a batch of at most `max_frames` frames, or None."""
+        n = self.num_frames[utt]
+        if n <= max_frames:
+            return None
+        return (f"{n} frames, more than the {max_frames} of a batch: cut the recording into shorter utterances "
+                "(a segments file does it without new audio files)")
+
+    def too_short(self, utt: str) -> str | None:
+        """Why CTC cannot align `utt`'s transcript with its frames, or None."""
+        have = int(output_lengths(torch.tensor(self.num_frames[utt])))
+        need = ctc_frames_needed(self.targets[utt])
+        if have >= need:
+            return None
+        return (f"too short for its transcript: {self.num_frames[utt]} frames give {have} CTC frames, "
+                f"{need} needed for {len(self.targets[utt])} characters")
+
+    def check_length(self, utts: list[str], max_frames: int) -> None:
+        """Raise ValueError naming the first of `utts` longer than `max_frames`."""
+        for utt in utts:
+            why = self.too_long(utt, max_frames)
+            if why:
+                raise ValueError(f"utterance '{utt}' ({self.data.audio(utt).path}) of {self.path}: {why}")
+
+    def drop(self, utts: dict[str, str]) -> None:
+        """Leave `utts` out of this data (`utts`: utterance -> why)."""
+        self.utts = [u for u in self.utts if u not in utts]
+        for u in utts:
+            self.num_frames.pop(u, None)
+            self.targets.pop(u, None)
+
     def feats(self, utt: str) -> np.ndarray:
         stats = self.spk_stats.get(self.data.utt2spk[utt]) if self.cmvn == "speaker" else self.global_stats
         return apply_cmvn(np.array(self.reader[utt], dtype=np.float32), self.cmvn, stats)  # a copy: writable
@@ -55,6 +93,11 @@ class UttData:
             "targets": torch.nn.utils.rnn.pad_sequence(targets, batch_first=True) if targets else torch.zeros(0, 0),
             "target_lens": torch.tensor([len(t) for t in targets]),
         }
+
+
+def ctc_frames_needed(targets: list[int]) -> int:
+    """Output frames CTC needs for `targets`: one per unit, plus a blank between two equal neighbours."""
+    return len(targets) + sum(a == b for a, b in zip(targets, targets[1:], strict=False))
 
 
 def length_batches(num_frames: dict[str, int], max_frames: int, seed: int = 0, epoch: int = 0,

@@ -55,13 +55,28 @@ def _constants(cfg: FbankConfig) -> tuple[torch.Tensor, int, np.ndarray]:
     return window, fft_size, banks.T.contiguous().numpy()
 
 
-def fbank(samples: np.ndarray | torch.Tensor, cfg: FbankConfig = FbankConfig()) -> np.ndarray:
-    """Log-mel features (num_frames, num_mel_bins) float32 of mono float samples in [-1, 1] at cfg.sample_rate."""
-    x = torch.as_tensor(samples, dtype=torch.float32) * INT16_SCALE
+def fbank(samples: np.ndarray | torch.Tensor, cfg: FbankConfig = FbankConfig(), block_frames: int = 6000
+          ) -> np.ndarray:
+    """Log-mel features (num_frames, num_mel_bins) float32 of mono float samples in [-1, 1] at cfg.sample_rate.
+
+    Frames are computed `block_frames` at a time (frames are independent), so a long recording needs memory for its
+    samples and its features, not for the FFT buffers of every frame at once (10x the audio).
+    """
+    x = torch.as_tensor(samples, dtype=torch.float32)
     n = cfg.num_frames(x.shape[0])
-    if n == 0:
-        return np.zeros((0, cfg.num_mel_bins), dtype=np.float32)
+    out = np.zeros((n, cfg.num_mel_bins), dtype=np.float32)
+    for first in range(0, n, block_frames):
+        count = min(block_frames, n - first)
+        begin = first * cfg.window_shift
+        out[first:first + count] = _fbank_frames(x[begin:begin + (count - 1) * cfg.window_shift + cfg.window_size],
+                                                 count, cfg)
+    return out
+
+
+def _fbank_frames(x: torch.Tensor, n: int, cfg: FbankConfig) -> np.ndarray:
+    """Features of the `n` frames of samples `x` (exactly as many as they hold)."""
     window, fft_size, mel = _constants(cfg)
+    x = x * INT16_SCALE
     frames = x.as_strided((n, cfg.window_size), (cfg.window_shift, 1))
     frames = frames - frames.mean(dim=1, keepdim=True)  # DC removal per frame
     padded = torch.zeros(n, fft_size)  # zero padding up to the FFT size; pre-emphasis written in place

@@ -29,7 +29,9 @@ class SpeakerTasks:
                         for s, u in sorted(spk2utt.items()) if len(u) < need}
         if len(self.spk2utt) < speakers_per_batch:
             raise ValueError(f"only {len(self.spk2utt)} speakers have {need} utterances; a meta-batch needs "
-                             f"{speakers_per_batch} ({len(self.skipped)} skipped)")
+                             f"{speakers_per_batch} ({len(self.skipped)} skipped: "
+                             f"{', '.join(f'{s}: {why}' for s, why in list(self.skipped.items())[:3])}); lower "
+                             "meta.shots, meta.query or meta.speakers_per_batch")
         self.speakers = sorted(self.spk2utt)
 
     def meta_batch(self, index: int) -> list[Task]:
