@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Free Spoken Digit Dataset (6 speakers, 8 kHz digits): train on 4 speakers, hold out theo and yweweler (scored).
-# The training speakers' official test recordings (index 0-4) validate training and, as FSDD has no more speakers,
-# also tune the adaptation methods (dev). Stages: see ../TEMPLATE/run.sh.
+# Free Spoken Digit Dataset (6 speakers, 8 kHz digits): hold out theo and yweweler (scored); --dev-speakers holds
+# out more speakers to tune the adaptation methods on (else the training speakers' validation recordings, which
+# favour not adapting at all). The training speakers' official test recordings (index 0-4) validate training.
+# Stages: see ../TEMPLATE/run.sh. run_folds.sh rotates the held-out speakers over all 6.
 set -euo pipefail
 cd "$(dirname "$0")"
 REPO=$(cd ../.. && pwd); TEMPLATE=$REPO/recipes/TEMPLATE  # upper case: not options
 corpus=fsdd
 corpus_dir=${FSDD_DIR:-$REPO/../shared/data/fsdd}   # the release's folder, holding recordings/
 heldout="theo yweweler"
+dev_speakers=        # e.g. "george": tunes the adaptation methods, trains nothing
 train_conf=conf/base.yaml
 meta_conf=conf/meta.yaml
 
@@ -18,9 +20,11 @@ prepare_data() {
     exit 1
   fi
   python "$REPO/data_prep/fsdd.py" --recordings "$corpus_dir/recordings" --out "$data/all"
-  # shellcheck disable=SC2086  # $heldout is a list of speaker ids
-  python "$REPO/data_prep/splits.py" speakers --data "$data/all" --heldout-list $heldout \
-    --out-train "$data/train_all" --out-heldout "$data/test"
+  # shellcheck disable=SC2086  # speaker lists; dev = the held-out speakers that are not test speakers
+  python "$REPO/data_prep/splits.py" speakers --data "$data/all" --heldout-list $heldout $dev_speakers \
+    --out-train "$data/train_all" --out-heldout "$data/heldout"
+  python "$REPO/data_prep/splits.py" speakers --data "$data/heldout" --heldout-list $heldout \
+    --out-train "$data/dev" --out-heldout "$data/test"
   for part in valid train; do  # index 0-4 of each digit validates, the rest trains
     rm -rf "${data:?}/$part"; cp -r "$data/train_all" "$data/$part"
     grep_opt=; [ "$part" = train ] && grep_opt=-v
@@ -30,7 +34,7 @@ prepare_data() {
     done
     speechmeta fix-data "$data/$part" > /dev/null
   done
-  ln -sfn valid "$data/dev"
+  [ -n "$dev_speakers" ] || { rm -rf "${data:?}/dev"; ln -sfn valid "$data/dev"; }
 }
 
 . "$TEMPLATE/run.sh"
