@@ -153,3 +153,29 @@ def test_librispeech_recipe_data_stages_on_a_fixture(tmp_path):
 def test_recipe_wrappers_are_thin(recipe):
     lines = (REPO / "recipes" / recipe / "run.sh").read_text().splitlines()
     assert len(lines) <= 40 and any("TEMPLATE/run.sh" in line for line in lines)
+
+
+@pytest.mark.parametrize("dev_speakers", ["", "george"])
+def test_fsdd_data_stage_holds_out_test_and_dev_speakers(tmp_path, dev_speakers):
+    rec = tmp_path / "corpus" / "recordings"
+    speakers = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+    for spk in speakers:
+        for digit in (0, 1):
+            for index in range(7):
+                write_wav(rec / f"{digit}_{spk}_{index}.wav", tone(0.3, 8000), 8000)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    out = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--stage", "0", "--stop-stage", "0",
+                          "--corpus-dir", str(tmp_path / "corpus"), "--data", str(tmp_path / "data"), "--exp",
+                          str(tmp_path / "exp"), "--dev-speakers", dev_speakers],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    def spks(part: str) -> list[str]:
+        return [line.split()[0] for line in (tmp_path / "data" / part / "spk2utt").read_text().splitlines()]
+
+    train = [s for s in speakers if s not in ("theo", "yweweler", dev_speakers)]
+    assert spks("test") == ["theo", "yweweler"] and spks("train") == train and spks("valid") == train
+    assert spks("dev") == (["george"] if dev_speakers else train)  # else: the training speakers' valid recordings
+    valid_utts = (tmp_path / "data" / "valid" / "text").read_text().split("\n")
+    assert all(line.split()[0].endswith(("-00", "-01", "-02", "-03", "-04")) for line in valid_utts if line)
+    assert not set((tmp_path / "data" / "train" / "text").read_text().split()) & {"george-0-00", "theo-0-05"}
