@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Decode a data dir greedily and with beam search + LM, and score both. The beam's LM weight and word bonus are
-# tuned on a development data dir (never on the test data), by WER.
+# tuned on a development data dir (never on the test data): the lowest dev WER among the settings whose dev WER and
+# CER are both no worse than greedy decoding's (beam must never be worse than greedy); plain beam search (no LM
+# weight, no bonus) when no setting qualifies.
 #   decode_score.sh MODEL TEST_DIR OUT_DIR LM DEV_DIR [LEXICON]
 # Writes OUT_DIR/{greedy,beam}/{hyp.txt,ref.txt,score/wer.md,score/wer.json}. The tuning is done once per model and
 # development dir (MODEL_DIR/tune_<dev>/, with beam_tuning.txt) and reused when other test dirs are decoded.
@@ -11,32 +13,35 @@ lexicon_opt=()
 [ -n "$lexicon" ] && lexicon_opt=(--lexicon "$lexicon")
 mkdir -p "$out"
 
-wer_of() { python -c "import json,sys; print(json.load(open(sys.argv[1]))['wer'])" "$1"; }
+rates_of() { python -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['wer'], d['cer'])" "$1"; }
+better() { python -c "import sys; a=list(map(float, sys.argv[1:])); sys.exit(0 if a[0] < a[1] else 1)" "$@"; }
 
 tuning_dir="$(dirname "$model")/tune_$(basename "$dev_dir")"
 tuning="$tuning_dir/beam_tuning.txt"
-best=""; best_wer=2
 if [ -f "$tuning" ] && grep -q '^best on' "$tuning"; then
   read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' "$tuning")"
-  best="$weight $bonus"
 else
-mkdir -p "$tuning_dir"
-: > "$tuning"
-for weight in ${LM_WEIGHTS:-0.1 0.2 0.3 0.5}; do
-  for bonus in ${WORD_BONUSES:-0.0 1.0 2.0 3.0}; do
-    tune="$tuning_dir/w${weight}_b${bonus}"
-    speechmeta decode --model "$model" --data "$dev_dir" --out "$tune" --method beam --lm "$lm" \
-      --lm-weight "$weight" --word-bonus "$bonus" "${lexicon_opt[@]}" > /dev/null
-    speechmeta score --ref "$tune/ref.txt" --hyp "$tune/hyp.txt" --out "$tune/score" > /dev/null
-    wer=$(wer_of "$tune/score/wer.json")
-    echo "lm_weight=$weight word_bonus=$bonus dev_wer=$wer" >> "$tuning"
-    if python -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$wer" "$best_wer"; then
-      best_wer=$wer; best="$weight $bonus"
-    fi
+  mkdir -p "$tuning_dir"
+  speechmeta decode --model "$model" --data "$dev_dir" --out "$tuning_dir/greedy" > /dev/null
+  speechmeta score --ref "$tuning_dir/greedy/ref.txt" --hyp "$tuning_dir/greedy/hyp.txt" \
+    --out "$tuning_dir/greedy/score" > /dev/null
+  read -r greedy_wer greedy_cer <<< "$(rates_of "$tuning_dir/greedy/score/wer.json")"
+  echo "greedy dev_wer=$greedy_wer dev_cer=$greedy_cer" > "$tuning"
+  weight=0.0; bonus=0.0; best_wer=2; why="no setting as good as greedy on both WER and CER: plain beam"
+  for w in ${LM_WEIGHTS:-0.1 0.2 0.3 0.5}; do
+    for b in ${WORD_BONUSES:-0.0 1.0 2.0 3.0}; do
+      tune="$tuning_dir/w${w}_b${b}"
+      speechmeta decode --model "$model" --data "$dev_dir" --out "$tune" --method beam --lm "$lm" \
+        --lm-weight "$w" --word-bonus "$b" "${lexicon_opt[@]}" > /dev/null
+      speechmeta score --ref "$tune/ref.txt" --hyp "$tune/hyp.txt" --out "$tune/score" > /dev/null
+      read -r wer cer <<< "$(rates_of "$tune/score/wer.json")"
+      echo "lm_weight=$w word_bonus=$b dev_wer=$wer dev_cer=$cer" >> "$tuning"
+      if ! better "$greedy_wer" "$wer" && ! better "$greedy_cer" "$cer" && better "$wer" "$best_wer"; then
+        best_wer=$wer; weight=$w; bonus=$b; why="dev WER $wer"
+      fi
+    done
   done
-done
-read -r weight bonus <<< "$best"
-echo "best on $dev_dir: lm_weight=$weight word_bonus=$bonus (dev WER $best_wer)" | tee -a "$tuning"
+  echo "best on $dev_dir: lm_weight=$weight word_bonus=$bonus ($why)" | tee -a "$tuning"
 fi
 echo "beam search with lm_weight=$weight word_bonus=$bonus (tuned on $dev_dir, see $tuning)"
 
