@@ -47,7 +47,7 @@ def cmd_adapt_eval(args: argparse.Namespace) -> int:
         tuned = load_or_tune(args.tune_out or args.out / "tune.json", model_path=args.model, method=args.method,
                              data_dir=args.tune_data, fewshot=args.tune_fewshot, shots=args.shots,
                              seed=args.seeds[0], lrs=args.tune_lrs or [None], milestones=args.tune_steps,
-                             device=args.device, progress=not args.no_progress)
+                             max_test_utts=args.tune_max_utts, device=args.device, progress=not args.no_progress)
         steps, lr = tuned["best"]["steps"], tuned["best"]["lr"]
         log.info("tuned on %s: %d steps, lr %s", args.tune_data, steps, lr)
     ad = load_adapter(args.model, args.method, steps, lr, args.device)
@@ -132,6 +132,8 @@ def register(add) -> None:
     p.add_argument("--tune-fewshot", type=Path, help="few-shot split folder of --tune-data")
     p.add_argument("--tune-lrs", type=float, nargs="+", help="rates to try (default: the method's own)")
     p.add_argument("--tune-steps", type=int, nargs="+", default=[1, 3, 5, 10, 20], help="step counts to try")
+    p.add_argument("--tune-max-utts", type=int, default=20,
+                   help="test utterances per dev speaker scored while tuning (raise it for one-word utterances)")
     p.add_argument("--tune-out", type=Path, help="where the tuning result is kept (default OUT/tune.json); an "
                                                   "existing one is reused")
     p.add_argument("--unsupervised", action="store_true")

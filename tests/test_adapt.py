@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_prep"))
 import splits  # noqa: E402
 
 from speechmeta.adapt import adapt_to_speaker, apply_profile, load_adapter  # noqa: E402
-from speechmeta.adapt_eval import evaluate, tune  # noqa: E402
+from speechmeta.adapt_eval import evaluate, load_or_tune, tune  # noqa: E402
 from speechmeta.cli import main  # noqa: E402
 from speechmeta.config import load_config  # noqa: E402
 from speechmeta.data.datadir import DataDir  # noqa: E402
@@ -141,6 +141,20 @@ def test_tune_picks_from_the_grid(exp):
     assert [r for r in result["grid"] if r["wer"] == best][0]["wer"] == best
     none = [r["wer"] for r in result["grid"] if r["steps"] == 0]
     assert none[0] == none[1]  # zero steps is the unadapted model whatever the rate
+
+
+def test_tuning_is_kept_and_redone_when_its_settings_change(exp, tmp_path):
+    kwargs = dict(model_path=exp / "base" / "average.pt", method="lhuc", data_dir=exp / "test",
+                  fewshot=exp / "fewshot", shots=[1], seed=0, lrs=[5.0], milestones=[0, 1], device="cpu",
+                  progress=False)
+    path = tmp_path / "tune.json"
+    first = load_or_tune(path, max_test_utts=1, **kwargs)
+    assert first["max_test_utts"] == 1
+    path.write_text(path.read_text().replace('"method": "lhuc"', '"method": "kept"'))
+    assert load_or_tune(path, max_test_utts=1, **kwargs)["method"] == "kept"  # same settings: reused
+    again = load_or_tune(path, max_test_utts=3, **kwargs)  # more dev utterances: tuned again
+    assert again["method"] == "lhuc" and again["max_test_utts"] == 3
+    assert json.loads(path.read_text()) == again
 
 
 def test_transcribe_files(exp, tmp_path, capsys):

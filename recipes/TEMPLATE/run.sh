@@ -24,6 +24,7 @@ baselines=${baselines:-"none finetune lhuc adapter"}
 shots=${shots:-"5 10"}                          # K: adaptation utterances per speaker
 seeds=${seeds:-"0"}                             # few-shot draws (each a different support/test split)
 tune_steps=${tune_steps:-"1 3 10"}               # step counts tried on dev speakers, for every method alike
+tune_utts=${tune_utts:-20}                       # test utterances per dev speaker scored while tuning
 finetune_lrs=${finetune_lrs:-"0.01 0.03"}        # rates tried on dev speakers per baseline
 lhuc_lrs=${lhuc_lrs:-"10 30"}
 adapter_lrs=${adapter_lrs:-"0.3 1"}
@@ -126,7 +127,8 @@ if step 5 $exp/.adapt.done; then
       esac
       speechmeta adapt-eval "${args[@]}" --data "$data/$set" --fewshot "$data/fewshot_$set" --shots $shots \
         --seeds $seeds --tune-data "$data/dev" --tune-fewshot "$data/fewshot_dev" --tune-steps $tune_steps \
-        --tune-out "$exp/tune/$method.json" --out "$out/$method" --device "$device" --no-progress
+        --tune-max-utts "$tune_utts" --tune-out "$exp/tune/$method.json" --out "$out/$method" --device "$device" \
+        --no-progress
       touch "$out/$method/.done"
     done
   done
