@@ -99,6 +99,14 @@ def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds
     return summaries
 
 
+def spread(utts: list[str], n: int) -> list[str]:
+    """At most `n` of `utts`, evenly spaced over the list: not its first n, which in sorted ids can all share one
+    prompt (FSDD's first 20 of a speaker all say 'zero')."""
+    if len(utts) <= n:
+        return utts
+    return [utts[i * len(utts) // n] for i in range(n)]
+
+
 def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: list[int], seed: int,
          lrs: list[float | None], milestones: list[int], device: str = "cpu", max_test_utts: int = 20,
          progress: bool = True) -> dict:
@@ -117,7 +125,7 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
             support = read_lists(fewshot / f"support.k{k}.seed{seed}")
             for spk in tqdm(sorted(s for s in test if s in support), desc=f"tune {method} lr={lr} K={k}",
                             disable=not progress, leave=False):
-                utts = [u for u in test[spk] if u in data.num_frames][:max_test_utts]
+                utts = spread([u for u in test[spk] if u in data.num_frames], max_test_utts)
                 ref = {u: ad.tokenizer.norm(data.data.text[u]) for u in utts}
                 words += sum(len(r.split()) for r in ref.values())
                 for m, fast in adapt_trajectory(ad, data.batch(support[spk]), milestones).items():
@@ -131,7 +139,7 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
             log.info("tune %s: lr %s, %d steps: dev WER %.4f", method, lr, m, grid[-1]["wer"])
     best = min(grid, key=lambda r: (r["wer"], r["steps"]))
     return {"method": method, "model": str(model_path), "dev": str(data_dir), "shots": shots, "seed": seed,
-            "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts,
+            "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts, "dev_utts": "spread",
             "best": {"steps": best["steps"], "lr": best["lr"]}, "grid": grid}
 
 
@@ -140,7 +148,8 @@ def load_or_tune(path: Path, **kwargs) -> dict:
     if path.is_file():
         kept = json.loads(path.read_text())
         asked = {"shots": kwargs["shots"], "seed": kwargs["seed"], "lrs": kwargs["lrs"],
-                 "milestones": kwargs["milestones"], "max_test_utts": kwargs.get("max_test_utts", 20)}
+                 "milestones": kwargs["milestones"], "max_test_utts": kwargs.get("max_test_utts", 20),
+                 "dev_utts": "spread"}
         if all(kept.get(key, 20 if key == "max_test_utts" else None) == value for key, value in asked.items()):
             return kept
         log.info("%s was tuned with other settings: tuning again", path)

@@ -167,3 +167,12 @@ def test_transcribe_files(exp, tmp_path, capsys):
     sf.write(tmp_path / "short.wav", np.zeros(400, dtype=np.float32), 16000)
     assert main(["transcribe", "--model", str(exp / "base" / "average.pt"), str(tmp_path / "short.wav")]) == 1
     assert "too short to transcribe" in capsys.readouterr().err
+
+
+def test_tuning_scores_dev_utterances_spread_over_the_list():
+    from speechmeta.adapt_eval import spread
+
+    utts = [f"spk-{digit}-{i:02d}" for digit in range(10) for i in range(50)]  # FSDD-like sorted ids
+    chosen = spread(utts, 20)
+    assert len(chosen) == 20 == len(set(chosen)) and {u.split("-")[1] for u in chosen} == {str(d) for d in range(10)}
+    assert spread(utts[:5], 20) == utts[:5]

@@ -10,8 +10,7 @@ corpus=fsdd
 corpus_dir=${FSDD_DIR:-$REPO/../shared/data/fsdd}   # the release's folder, holding recordings/
 heldout="theo yweweler"
 dev_speakers=        # e.g. "george": tunes the adaptation methods, trains nothing
-train_conf=conf/base.yaml
-meta_conf=conf/meta.yaml
+tune_utts=200        # one word per utterance: 20 dev utterances (the default) cannot tell schedules apart
 
 prepare_data() {
   if [ ! -d "$corpus_dir/recordings" ]; then
