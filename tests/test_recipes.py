@@ -179,3 +179,4 @@ def test_fsdd_data_stage_holds_out_test_and_dev_speakers(tmp_path, dev_speakers)
     valid_utts = (tmp_path / "data" / "valid" / "text").read_text().split("\n")
     assert all(line.split()[0].endswith(("-00", "-01", "-02", "-03", "-04")) for line in valid_utts if line)
     assert not set((tmp_path / "data" / "train" / "text").read_text().split()) & {"george-0-00", "theo-0-05"}
+    assert (tmp_path / "data" / "words.txt").read_text().split() == ["ONE", "ZERO"]  # the beam search's lexicon

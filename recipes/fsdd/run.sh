@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Free Spoken Digit Dataset (6 speakers, 8 kHz digits): hold out theo and yweweler (scored); --dev-speakers holds
-# out more speakers to tune the adaptation methods on (else the training speakers' validation recordings, which
-# favour not adapting at all). The training speakers' official test recordings (index 0-4) validate training.
-# Stages: see ../TEMPLATE/run.sh. run_folds.sh rotates the held-out speakers over all 6.
+# Free Spoken Digit Dataset (6 speakers, 8 kHz digits): hold out theo and yweweler (scored); --dev-speakers holds out
+# more to tune the adaptation methods on (else the training speakers' validation recordings, which favour not adapting).
+# Index 0-4 recordings of training speakers validate. Stages: ../TEMPLATE/run.sh; run_folds.sh rotates the 6 speakers.
 set -euo pipefail
 cd "$(dirname "$0")"
 REPO=$(cd ../.. && pwd); TEMPLATE=$REPO/recipes/TEMPLATE  # upper case: not options
@@ -11,6 +10,7 @@ corpus_dir=${FSDD_DIR:-$REPO/../shared/data/fsdd}   # the release's folder, hold
 heldout="theo yweweler"
 dev_speakers=        # e.g. "george": tunes the adaptation methods, trains nothing
 tune_utts=200        # one word per utterance: 20 dev utterances (the default) cannot tell schedules apart
+configure() { [ -n "$lexicon" ] || lexicon=$data/words.txt; }  # beam search: only the training text's words
 
 prepare_data() {
   if [ ! -d "$corpus_dir/recordings" ]; then
@@ -34,6 +34,7 @@ prepare_data() {
     speechmeta fix-data "$data/$part" > /dev/null
   done
   [ -n "$dev_speakers" ] || { rm -rf "${data:?}/dev"; ln -sfn valid "$data/dev"; }
+  cut -d' ' -f2- "$data/train/text" | tr ' ' '\n' | sort -u > "$data/words.txt"
 }
 
 . "$TEMPLATE/run.sh"
