@@ -6,7 +6,7 @@ reported), so that load on a shared machine hits them alike; model loading and f
 Methods: greedy, beam (no LM), beam + word n-gram LM (+ lexicon when given). Goal (benchmarks issue): greedy
 RTF <= 0.02 for the `small` model on one CPU thread.
   python benchmarks/decode_rtf.py --model recipes/synth/exp/base/average.pt --data recipes/synth/data/test \\
-      --lm recipes/synth/data/lang_char/lm3.json [--utts 200] [--repeats 3]
+      --lm recipes/synth/data/lang_char/lm3.json [--speakers 4] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -25,31 +25,9 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from speechmeta.data.datadir import DataDir, write_data_dir  # noqa: E402
+from speechmeta.data.datadir import DataDir  # noqa: E402
+from speechmeta.data.subset import subset_data_dir  # noqa: E402
 from speechmeta.decode import decode  # noqa: E402
-
-
-def subset(data: Path, utts: int, out: Path) -> Path:
-    """The first `utts` utterances (sorted ids) of `data` with their features, as a data dir in `out`."""
-    src = DataDir.load(data)
-    keep = sorted(src.text)[:utts]
-    feats = dict(line.split(maxsplit=1) for line in (data / "feats.scp").read_text().splitlines())
-    frames = dict(line.split() for line in (data / "utt2num_frames").read_text().splitlines())
-    root = data.resolve()
-    write_data_dir(out, wav={u: str(Path(src.wav[u]).resolve()) for u in keep}, text={u: src.text[u] for u in keep},
-                   utt2spk={u: src.utt2spk[u] for u in keep})
-    for name, table in (("feats.scp", feats), ("utt2num_frames", frames)):
-        (out / name).write_text("".join(f"{u} {resolve(table[u], root) if name == 'feats.scp' else table[u]}\n"
-                                        for u in keep))
-    if (data / "cmvn.npz").exists():
-        (out / "cmvn.npz").write_bytes((data / "cmvn.npz").read_bytes())
-    return out
-
-
-def resolve(entry: str, root: Path) -> str:
-    """A feats.scp entry (`file:start:num`) with its file made absolute."""
-    path, rest = entry.split(":", 1)
-    return f"{path if Path(path).is_absolute() else root / path}:{rest}"
 
 
 def main() -> int:
@@ -58,7 +36,7 @@ def main() -> int:
     p.add_argument("--data", type=Path, required=True, help="data dir with features (compute-feats)")
     p.add_argument("--lm", type=Path, help="word n-gram LM (train-lm) for the beam + LM method")
     p.add_argument("--lexicon", type=Path)
-    p.add_argument("--utts", type=int, default=200, help="decode the first N utterances")
+    p.add_argument("--speakers", type=int, default=4, help="decode the utterances of the first N speakers")
     p.add_argument("--beam-size", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
@@ -69,14 +47,14 @@ def main() -> int:
                               "word_bonus": 1.0, "lexicon_path": args.lexicon}
     rtfs: dict[str, list[float]] = {m: [] for m in methods}
     with tempfile.TemporaryDirectory() as tmp:
-        data = subset(args.data, args.utts, Path(tmp) / "data")
+        data = subset_data_dir(args.data, Path(tmp) / "data", DataDir.load(args.data).spks[: args.speakers])
         audio = 0.0
         for _ in range(args.repeats):
             for name, kwargs in methods.items():
                 result = decode(args.model, data, Path(tmp) / name, **kwargs)
                 rtfs[name].append(result["rtf"])
                 audio = result["audio_seconds"]
-    out = {"model": str(args.model), "data": str(args.data), "utterances": args.utts, "audio_seconds": audio,
+    out = {"model": str(args.model), "data": str(args.data), "speakers": args.speakers, "audio_seconds": audio,
            "threads": 1, "beam_size": args.beam_size, "repeats": args.repeats,
            "rtf": {m: round(statistics.median(v), 5) for m, v in rtfs.items()},
            "rtf_all": {m: [round(x, 5) for x in v] for m, v in rtfs.items()},
