@@ -139,18 +139,23 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
             log.info("tune %s: lr %s, %d steps: dev WER %.4f", method, lr, m, grid[-1]["wer"])
     best = min(grid, key=lambda r: (r["wer"], r["steps"]))
     return {"method": method, "model": str(model_path), "dev": str(data_dir), "shots": shots, "seed": seed,
-            "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts, "dev_utts": "spread",
+            "settings": tune_settings(shots, seed, lrs, milestones, max_test_utts),
             "best": {"steps": best["steps"], "lr": best["lr"]}, "grid": grid}
+
+
+def tune_settings(shots: list[int], seed: int, lrs: list, milestones: list[int], max_test_utts: int = 20) -> dict:
+    """What a tuning result depends on besides the model and data: a kept result is reused only if they match."""
+    return {"shots": shots, "seed": seed, "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts,
+            "dev_utts": "spread"}
 
 
 def load_or_tune(path: Path, **kwargs) -> dict:
     """The tuning result at `path`, computed and written once (again when its grid or dev utterances differ)."""
     if path.is_file():
         kept = json.loads(path.read_text())
-        asked = {"shots": kwargs["shots"], "seed": kwargs["seed"], "lrs": kwargs["lrs"],
-                 "milestones": kwargs["milestones"], "max_test_utts": kwargs.get("max_test_utts", 20),
-                 "dev_utts": "spread"}
-        if all(kept.get(key, 20 if key == "max_test_utts" else None) == value for key, value in asked.items()):
+        asked = tune_settings(kwargs["shots"], kwargs["seed"], kwargs["lrs"], kwargs["milestones"],
+                              kwargs.get("max_test_utts", 20))
+        if kept.get("settings") == asked:
             return kept
         log.info("%s was tuned with other settings: tuning again", path)
     result = tune(**kwargs)

@@ -149,11 +149,11 @@ def test_tuning_is_kept_and_redone_when_its_settings_change(exp, tmp_path):
                   progress=False)
     path = tmp_path / "tune.json"
     first = load_or_tune(path, max_test_utts=1, **kwargs)
-    assert first["max_test_utts"] == 1
+    assert first["settings"]["max_test_utts"] == 1
     path.write_text(path.read_text().replace('"method": "lhuc"', '"method": "kept"'))
     assert load_or_tune(path, max_test_utts=1, **kwargs)["method"] == "kept"  # same settings: reused
     again = load_or_tune(path, max_test_utts=3, **kwargs)  # more dev utterances: tuned again
-    assert again["method"] == "lhuc" and again["max_test_utts"] == 3
+    assert again["method"] == "lhuc" and again["settings"]["max_test_utts"] == 3
     assert json.loads(path.read_text()) == again
 
 
