@@ -5,11 +5,12 @@
    functional inner loop (`speechmeta.meta.inner.adapt`, F.ctc_loss; and `adapt_test_time`, the same steps with
    plain autograd, which test-time adaptation can use) vs the plain PyTorch loop a user would write
    (module form, `torch.optim.SGD`, `loss.backward()`), same parameters, steps and rate; both results are compared.
-2. batched: S speakers adapted in one pass (`batched_adapt`, the tensor-op CTC that vmap batches) vs the same
-   speakers one after another (functional loop, F.ctc_loss), for each S of --speakers; the loop is timed up to
-   --loop-max speakers. The FLOPs of one speaker's adaptation are counted (torch.utils.flop_counter: matrix
-   products and convolutions, forward and backward, all inner steps) to give the achieved rate and, on a GPU of known
-   bf16 peak, the fraction of that limit.
+2. batched: S speakers adapted in one pass (`batched_adapt` with the vmappable fused CTC, what speechmeta uses) vs
+   the same speakers one after another (functional loop, F.ctc_loss), for each S of --speakers; the loop is timed up
+   to --loop-max speakers. --ops-max: up to this S the batched pass is also timed with the tensor-op CTC (the path
+   before the vmappable CTC: the before/after ratio). The FLOPs of one speaker's adaptation are counted
+   (torch.utils.flop_counter: matrix products and convolutions, forward and backward, all inner steps) to give the
+   achieved rate and, on a GPU of known bf16 peak, the fraction of that limit.
 Random features stand in for speech (the cost depends only on shapes). On CUDA the model runs under bf16 autocast.
     python benchmarks/adapt.py [--device cpu|cuda] [--size small] [--shots 5] [--frames 300] \
         [--inner-steps 3] [--batched-steps 20] [--speakers 1 4 16 64]
@@ -98,6 +99,7 @@ def main() -> None:
     p.add_argument("--batched-steps", type=int, default=20, help="steps for the batched-speakers figure")
     p.add_argument("--speakers", type=int, nargs="+", default=[1, 4, 16, 64])
     p.add_argument("--loop-max", type=int, default=64, help="time the one-after-another loop up to this many")
+    p.add_argument("--ops-max", type=int, default=0, help="time the tensor-op CTC batched pass up to this many")
     p.add_argument("--chunk", type=int, default=0, help="speakers per vmap chunk (0: all; halved on out-of-memory)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-latency", action="store_true")
@@ -113,6 +115,7 @@ def main() -> None:
     lrs = {k: torch.tensor(args.inner_lr, device=device) for k in fast}
     fused = ctc_task_loss(model, frozen, twice_differentiable=False, bf16=bf16)
     ops = ctc_task_loss(model, frozen, twice_differentiable=True, bf16=bf16)
+    vmappable = ctc_task_loss(model, frozen, vmappable=True, bf16=bf16)
     out = {"benchmark": "adapt", "model": args.size, "params": sum(v.numel() for v in model.parameters()),
            "param_set": args.param_set, "adapted_values": sum(v.numel() for v in fast.values()), "shots": args.shots,
            "frames_per_utt": args.frames, "precision": "bf16 autocast" if bf16 else "fp32",
@@ -149,8 +152,8 @@ def main() -> None:
         chunk = args.chunk or s
         while True:
             try:
-                seconds = timed(lambda c=chunk, sp=supports: batched_adapt(ops, fast, lrs, sp, args.batched_steps, c),
-                                1, device)
+                seconds = timed(lambda c=chunk, sp=supports: batched_adapt(vmappable, fast, lrs, sp, args.batched_steps,
+                                                                           c), 1, device)
                 break
             except torch.cuda.OutOfMemoryError:
                 if chunk == 1:
@@ -160,6 +163,11 @@ def main() -> None:
         row.update({"batched_seconds": round(seconds, 4), "chunk": chunk,
                     "speakers_per_second": round(s / seconds, 2),
                     "achieved_tflops": round(flops * s / seconds / 1e12, 3)})
+        if s <= args.ops_max:
+            row["batched_ops_ctc_seconds"] = round(
+                timed(lambda c=chunk, sp=supports: batched_adapt(ops, fast, lrs, sp, args.batched_steps, c), 1, device),
+                4)
+            row["vmappable_over_ops_ctc"] = round(row["batched_ops_ctc_seconds"] / seconds, 3)
         if "loop_seconds" in row:
             row["batched_speedup"] = round(row["loop_seconds"] / seconds, 3)
         elif loop_per_speaker:

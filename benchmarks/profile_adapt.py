@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Where the time of adapting S speakers at once goes: torch.profiler over `batched_adapt` (and one speaker's
-`adapt`), the top operators by device (or CPU) time and the number of kernel launches per inner step.
+"""Where the time of adapting S speakers at once goes: torch.profiler over `batched_adapt` with the tensor-op CTC and
+with the vmappable fused CTC (what speechmeta uses), and one speaker's `adapt`: the top operators by device (or CPU)
+time, the number of kernel launches (CUDA) and of aten operator calls per inner step.
     python benchmarks/profile_adapt.py [--device cuda] [--speakers 64] [--steps 5]
 """
 
@@ -36,9 +37,11 @@ def main() -> None:
                  "targets": torch.randint(3, 30, (5, labels), device=device),
                  "target_lens": torch.full((5,), labels, device=device)} for _ in range(args.speakers)]
     ops = ctc_task_loss(model, frozen, twice_differentiable=True, bf16=cuda)
+    vmappable = ctc_task_loss(model, frozen, vmappable=True, bf16=cuda)
     fused = ctc_task_loss(model, frozen, bf16=cuda)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    for name, fn in (("batched", lambda: batched_adapt(ops, fast, lrs, supports, args.steps)),
+    for name, fn in (("batched, tensor-op CTC", lambda: batched_adapt(ops, fast, lrs, supports, args.steps)),
+                     ("batched, vmappable CTC", lambda: batched_adapt(vmappable, fast, lrs, supports, args.steps)),
                      ("one speaker", lambda: adapt(fused, fast, supports[0], lrs, args.steps, True))):
         fn()
         if cuda:
@@ -50,8 +53,10 @@ def main() -> None:
         events = prof.key_averages()
         launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel",
                                                              "cudaLaunchKernelExC"))
-        print(f"=== {name}: {args.speakers if name == 'batched' else 1} speaker(s), {args.steps} steps, "
-              f"{launches} kernel launches ({launches / args.steps:.0f} per step)")
+        calls = sum(e.count for e in events if e.key.startswith("aten::"))
+        print(f"=== {name}: {1 if name == 'one speaker' else args.speakers} speaker(s), {args.steps} steps, "
+              f"{launches} kernel launches ({launches / args.steps:.0f} per step), {calls} aten calls "
+              f"({calls / args.steps:.0f} per step)")
         print(events.table(sort_by="cuda_time_total" if cuda else "cpu_time_total", row_limit=18))
 
 

@@ -116,7 +116,7 @@ def adapt_speakers(ad: Adapter, supports: list[dict], steps: int | None = None, 
     if batched is None:
         batched = ad.device.type == "cuda" and len(supports) > 1
     if batched and len({s["feat_lens"].shape[0] for s in supports}) == 1:
-        loss = ctc_task_loss(ad.model, ad.frozen, twice_differentiable=True, bf16=ad.device.type == "cuda")
+        loss = ctc_task_loss(ad.model, ad.frozen, vmappable=True, bf16=ad.device.type == "cuda")
         stacked = batched_adapt(loss, ad.fast, ad.lrs, supports, steps)
         return [{k: v[i] for k, v in stacked.items()} for i in range(len(supports))]
     loss = ctc_task_loss(ad.model, ad.frozen, bf16=ad.device.type == "cuda")

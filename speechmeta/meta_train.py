@@ -150,7 +150,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
                      result["query_loss_before"], result["query_loss_after"])
         fast, frozen = split_params(model, names)
         second_order = mc.algorithm == "maml" or (mc.algorithm == "metasgd" and not mc.first_order)
-        loss = ctc_task_loss(model, frozen, twice_differentiable=second_order or mc.batched)
+        loss = ctc_task_loss(model, frozen, twice_differentiable=second_order, vmappable=mc.batched)
         alphas = {n: v.detach() for n, v in lrs.items()}
         meta_batch = tasks.meta_batch(step)
         mine = meta_batch[rank::world]  # with torchrun, each process takes its share of the speakers

@@ -28,10 +28,12 @@ def test_batched_equals_loop(algorithm, param_set):
     model = attach_speaker_params(ConformerCTC(ModelConfig(size="tiny", dropout=0.0), 8), param_set).eval()
     fast, frozen = split_params(model, adapted_names(model, param_set))
     lrs = {k: torch.tensor(0.5) for k in fast}
-    loss = ctc_task_loss(model, frozen, twice_differentiable=True)
+    second_order = algorithm == "maml"  # what meta-train picks: the tensor-op CTC only where second order needs it
+    loss = ctc_task_loss(model, frozen, twice_differentiable=second_order)  # the loop: F.ctc_loss where it can
+    batched_loss = ctc_task_loss(model, frozen, twice_differentiable=second_order, vmappable=True)
     supports, queries = [batch(10 + s) for s in range(3)], [batch(20 + s) for s in range(3)]
     loop = [meta_gradient(algorithm, loss, fast, lrs, s, q, 2, True) for s, q in zip(supports, queries, strict=True)]
-    g, g_lrs = batched_meta_gradient(algorithm, loss, fast, lrs, supports, queries, 2, True)
+    g, g_lrs = batched_meta_gradient(algorithm, batched_loss, fast, lrs, supports, queries, 2, True)
     for k in fast:
         expected = torch.stack([one[0][k] for one in loop]).mean(0)
         torch.testing.assert_close(g[k], expected, rtol=1e-4, atol=1e-6)
@@ -41,15 +43,16 @@ def test_batched_equals_loop(algorithm, param_set):
                                        atol=1e-6)
 
 
-@pytest.mark.parametrize("param_set,chunk_size", [("lhuc", None), ("adapter", 2)])
-def test_batched_adapt_equals_loop(param_set, chunk_size):
+@pytest.mark.parametrize("param_set,chunk_size,ctc", [("lhuc", None, "vmappable"), ("adapter", 2, "vmappable"),
+                                                      ("lhuc", None, "twice_differentiable")])
+def test_batched_adapt_equals_loop(param_set, chunk_size, ctc):
     torch.manual_seed(0)
     model = attach_speaker_params(ConformerCTC(ModelConfig(size="tiny", dropout=0.0), 8), param_set).eval()
     fast, frozen = split_params(model, adapted_names(model, param_set))
     lrs = {k: torch.tensor(0.5) for k in fast}
-    loss = ctc_task_loss(model, frozen, twice_differentiable=True)
+    loss = ctc_task_loss(model, frozen)  # the loop: F.ctc_loss
     supports = [batch(30 + s) for s in range(3)]
-    adapted = batched_adapt(loss, fast, lrs, supports, 3, chunk_size=chunk_size)
+    adapted = batched_adapt(ctc_task_loss(model, frozen, **{ctc: True}), fast, lrs, supports, 3, chunk_size=chunk_size)
     for s, support in enumerate(supports):
         one = adapt(loss, fast, support, lrs, 3, first_order=True)
         for k in fast:

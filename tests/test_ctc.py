@@ -1,9 +1,12 @@
-"""The twice-differentiable CTC equals F.ctc_loss (values and gradients) and has correct second derivatives."""
+"""The twice-differentiable and the vmappable CTC equal F.ctc_loss (values and gradients, vmapped too), and the
+twice-differentiable one has correct second derivatives."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.func import grad, vmap
 
 from speechmeta.model.ctc import ctc_loss, greedy_decode
 
@@ -20,27 +23,56 @@ def random_batch(batch=4, frames=12, classes=6, labels=5, seed=0, dtype=torch.fl
     return logits, targets, input_lengths, target_lengths
 
 
+MODES = [{}, {"twice_differentiable": True}, {"vmappable": True}]  # F.ctc_loss first: the reference
+
+
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_equals_torch_ctc_in_value_and_gradient(reduction):
     logits, targets, in_len, tgt_len = random_batch()
     results = []
-    for twice in (False, True):
+    for mode in MODES:
         x = logits.clone().requires_grad_()
-        loss = ctc_loss(x.log_softmax(-1), targets, in_len, tgt_len, reduction, twice_differentiable=twice)
+        loss = ctc_loss(x.log_softmax(-1), targets, in_len, tgt_len, reduction, **mode)
         (g,) = torch.autograd.grad(loss.sum(), x)
         results.append((loss.detach(), g))
-    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-5)
+    for value, g in results[1:]:
+        torch.testing.assert_close(value, results[0][0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(g, results[0][1], rtol=1e-4, atol=1e-5)
 
 
 def test_impossible_alignment_is_zero_like_zero_infinity():
     logits = torch.randn(1, 3, 5, requires_grad=True)
     targets = torch.tensor([[1, 2, 3, 4]])  # four labels cannot fit in three frames
-    for twice in (False, True):
-        loss = ctc_loss(logits.log_softmax(-1), targets, torch.tensor([3]), torch.tensor([4]), "sum",
-                        twice_differentiable=twice)
+    for mode in MODES:
+        loss = ctc_loss(logits.log_softmax(-1), targets, torch.tensor([3]), torch.tensor([4]), "sum", **mode)
         (g,) = torch.autograd.grad(loss, logits)
         assert loss.item() == 0.0 and torch.all(g == 0)
+
+
+def test_vmappable_ctc_under_vmap_of_grad_equals_a_loop_over_speakers_with_torch_ctc():
+    """What batched adaptation does: per-speaker weights, vmap over speakers of the gradient (impossible alignments
+    and lengths differing between speakers included)."""
+    g = torch.Generator().manual_seed(1)
+    speakers, utts, frames, dim, classes, labels = 3, 4, 20, 5, 6, 4
+    weights = torch.randn(speakers, dim, classes, generator=g)
+    feats = torch.randn(speakers, utts, frames, dim, generator=g)
+    targets = torch.randint(1, classes, (speakers, utts, labels), generator=g)
+    in_lens = torch.randint(10, frames + 1, (speakers, utts), generator=g)
+    tgt_lens = torch.randint(1, labels + 1, (speakers, utts), generator=g)
+    in_lens[0, 0], tgt_lens[0, 0] = 2, 4  # cannot be aligned: zero loss and gradient
+
+    def loss(w, x, y, n, m):
+        return ctc_loss((x @ w).log_softmax(-1), y, n, m, vmappable=True)
+
+    values = vmap(loss)(weights, feats, targets, in_lens, tgt_lens)
+    grads = vmap(grad(loss))(weights, feats, targets, in_lens, tgt_lens)
+    for s in range(speakers):
+        w = weights[s].clone().requires_grad_()
+        ref = F.ctc_loss((feats[s] @ w).log_softmax(-1).transpose(0, 1), targets[s], in_lens[s], tgt_lens[s],
+                         zero_infinity=True)
+        (ref_grad,) = torch.autograd.grad(ref, w)
+        torch.testing.assert_close(values[s], ref.detach())
+        torch.testing.assert_close(grads[s], ref_grad)
 
 
 def test_gradcheck_and_gradgradcheck():

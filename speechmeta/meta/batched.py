@@ -1,7 +1,8 @@
 """Batched speakers: the adaptation, or the meta-gradients, of S speakers in one pass with `torch.func.vmap`, no
 Python loop over speakers. Each task's batches are padded to a common shape and stacked along a leading speaker
 dimension; padding is masked everywhere in the model and the loss, so the result equals the per-speaker loop
-(tested). The loss must be built with `twice_differentiable=True`: that CTC is plain tensor ops, which vmap batches.
+(tested). The loss must be one vmap can batch: `vmappable=True` (PyTorch's fused CTC with a vmap rule; first order)
+or `twice_differentiable=True` (the tensor-op CTC, for second-order MAML).
 """
 
 from __future__ import annotations

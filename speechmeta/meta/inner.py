@@ -18,15 +18,16 @@ LossFn = Callable[[Params, dict], torch.Tensor]
 
 
 def ctc_task_loss(model: torch.nn.Module, frozen: Params, twice_differentiable: bool = False,
-                  bf16: bool = False) -> LossFn:
+                  bf16: bool = False, vmappable: bool = False) -> LossFn:
     """loss(fast, batch): CTC loss of `model` run with `fast` and `frozen` parameters on `batch`.
-    bf16: the model runs under CUDA bf16 autocast (the CTC itself always in fp32)."""
+    bf16: the model runs under CUDA bf16 autocast (the CTC itself always in fp32). twice_differentiable (full MAML)
+    and vmappable (first order, many speakers in one vmap pass) choose the CTC (see speechmeta.model.ctc)."""
 
     def loss(fast: Params, batch: dict) -> torch.Tensor:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
             log_probs, lens = functional_call(model, {**frozen, **fast}, (batch["feats"], batch["feat_lens"]))
         return ctc_loss(log_probs.float(), batch["targets"], lens, batch["target_lens"],
-                        twice_differentiable=twice_differentiable)
+                        twice_differentiable=twice_differentiable, vmappable=vmappable)
 
     return loss
 
