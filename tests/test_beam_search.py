@@ -49,6 +49,13 @@ def test_lexicon_forbids_unknown_words():
     assert BeamSearch(UNITS, lexicon=["BC", "CAB"]).decode(lp) == "BC"
 
 
+def test_lexicon_keeps_a_beam_when_a_frame_has_only_forbidden_units():
+    """The middle frame is all 'C' (blank far below the pruning threshold) and no word has a C: the beams wait on
+    blank instead of dying (the search used to end with no beam at all and fail)."""
+    lp = frames({"A": 1}, {"C": 1}, {"<blk>": 1})
+    assert BeamSearch(UNITS, lexicon=["A", "B"]).decode(lp) == "A"
+
+
 def test_ngram_probabilities_sum_to_one():
     lm = NgramLM.train(["the cat sat", "the dog sat", "a cat ran"], order=3)
     words = sorted(lm.vocab) + ["</s>"]

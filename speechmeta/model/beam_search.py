@@ -81,7 +81,8 @@ class BeamSearch:
         """Best word sequence for one utterance's (T, V) log-probabilities."""
         beams: dict[tuple[int, ...], Beam] = {(): Beam(blank=0.0)}
         for frame in log_probs:
-            candidates = [int(c) for c in np.nonzero(frame >= self.prune_logp)[0]]
+            # Blank always stays a candidate: with a lexicon, every likely unit of a frame may be forbidden.
+            candidates = [0] + [int(c) for c in np.nonzero(frame >= self.prune_logp)[0] if c != 0]
             new: dict[tuple[int, ...], Beam] = {}
             for prefix, beam in beams.items():
                 for c in candidates:
