@@ -156,7 +156,7 @@ def test_recipe_wrappers_are_thin(recipe):
 
 
 @pytest.mark.parametrize("dev_speakers", ["", "george"])
-def test_fsdd_data_stage_holds_out_test_and_dev_speakers(tmp_path, dev_speakers):
+def test_fsdd_data_stages_hold_out_test_and_dev_speakers_and_write_the_lexicon(tmp_path, dev_speakers):
     rec = tmp_path / "corpus" / "recordings"
     speakers = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
     for spk in speakers:
@@ -164,7 +164,7 @@ def test_fsdd_data_stage_holds_out_test_and_dev_speakers(tmp_path, dev_speakers)
             for index in range(7):
                 write_wav(rec / f"{digit}_{spk}_{index}.wav", tone(0.3, 8000), 8000)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    out = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--stage", "0", "--stop-stage", "0",
+    out = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--stage", "0", "--stop-stage", "1",
                           "--corpus-dir", str(tmp_path / "corpus"), "--data", str(tmp_path / "data"), "--exp",
                           str(tmp_path / "exp"), "--dev-speakers", dev_speakers],
                          capture_output=True, text=True, env=env, timeout=300)
@@ -179,4 +179,5 @@ def test_fsdd_data_stage_holds_out_test_and_dev_speakers(tmp_path, dev_speakers)
     valid_utts = (tmp_path / "data" / "valid" / "text").read_text().split("\n")
     assert all(line.split()[0].endswith(("-00", "-01", "-02", "-03", "-04")) for line in valid_utts if line)
     assert not set((tmp_path / "data" / "train" / "text").read_text().split()) & {"george-0-00", "theo-0-05"}
-    assert (tmp_path / "data" / "words.txt").read_text().split() == ["ONE", "ZERO"]  # the beam search's lexicon
+    words = tmp_path / "data" / "lang_char" / "words.txt"  # stage 1: the training text's words, the beam's lexicon
+    assert words.read_text().split("\n") == ["ONE", "ZERO", ""]

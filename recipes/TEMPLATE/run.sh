@@ -28,7 +28,8 @@ tune_utts=${tune_utts:-20}                       # test utterances per dev speak
 finetune_lrs=${finetune_lrs:-"0.01 0.03"}        # rates tried on dev speakers per baseline
 lhuc_lrs=${lhuc_lrs:-"10 30"}
 adapter_lrs=${adapter_lrs:-"0.3 1"}
-lexicon=${lexicon:-}                            # word list for the beam search of the base model (optional)
+lexicon=${lexicon:-}                            # word list for the beam search of the base model (optional;
+                                                # stage 1 writes the training text's words to data/lang_char/words.txt)
 lm_weights=${lm_weights:-"0.1 0.2 0.3 0.5"}      # beam search of the base model: LM weights tried on valid
 word_bonuses=${word_bonuses:-"0.0 1.0 2.0 3.0"} # and word bonuses
 test_sets=${test_sets:-test}                    # held-out data dirs scored (data/<set>); reports per set
@@ -65,6 +66,7 @@ if step 1 $data/.feats.done; then
   for d in train valid dev $test_sets; do speechmeta compute-feats "$data/$d" --nj "$nj" --no-progress; done
   speechmeta make-units $data/train --out $data/lang_char/units.txt --check $data/${test_sets%% *}
   speechmeta train-lm --text $data/train/text --order 3 --out $data/lang_char/lm3.json
+  cut -d' ' -f2- $data/train/text | tr ' ' '\n' | grep -v '^$' | sort -u > $data/lang_char/words.txt  # a lexicon
   touch $data/.feats.done
 fi
 

@@ -10,7 +10,7 @@ corpus_dir=${FSDD_DIR:-$REPO/../shared/data/fsdd}   # the release's folder, hold
 heldout="theo yweweler"
 dev_speakers=        # e.g. "george": tunes the adaptation methods, trains nothing
 tune_utts=200        # one word per utterance: 20 dev utterances (the default) cannot tell schedules apart
-configure() { [ -n "$lexicon" ] || lexicon=$data/words.txt; }  # beam search: only the training text's words
+configure() { [ -n "$lexicon" ] || lexicon=$data/lang_char/words.txt; }  # beam search: the training text's words
 
 prepare_data() {
   if [ ! -d "$corpus_dir/recordings" ]; then
@@ -34,7 +34,6 @@ prepare_data() {
     speechmeta fix-data "$data/$part" > /dev/null
   done
   [ -n "$dev_speakers" ] || { rm -rf "${data:?}/dev"; ln -sfn valid "$data/dev"; }
-  cut -d' ' -f2- "$data/train/text" | tr ' ' '\n' | sort -u > "$data/words.txt"
 }
 
 . "$TEMPLATE/run.sh"

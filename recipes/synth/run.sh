@@ -16,6 +16,7 @@ valid_utts=5         # new sentences of the training voices, for validation duri
 unseen=accent        # what held-out speakers have that training voices lack: none, accent, variant, both
 
 configure() {
+  [ -n "$lexicon" ] || lexicon=$data/lang_char/words.txt  # beam search: the training text's words (closed vocabulary)
   if [ "$quick" = true ]; then
     speakers=32; heldout=8; dev_speakers=3; utts_per_speaker=30; data=data_quick; exp=exp_quick
     train_conf=conf/quick.yaml; meta_conf=conf/quick_meta.yaml; shots=5; tune_steps="2 5"
