@@ -74,6 +74,20 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert [line for line in again.stdout.splitlines() if line.startswith("stage ")] == ["stage 6: report"]
 
+    # The beam's tuning is kept per setup: decoding without the lexicon tunes again instead of reusing it.
+    tuning = tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt"
+    assert f"lexicon={tmp_path / 'data' / 'lang_char' / 'words.txt'} " in tuning.read_text().splitlines()[0]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "LM_WEIGHTS": "0.3",
+           "WORD_BONUSES": "1.0"}
+    data = tmp_path / "data"
+    plain = subprocess.run(["bash", str(REPO / "recipes" / "TEMPLATE" / "decode_score.sh"),
+                            str(tmp_path / "exp" / "base" / "average.pt"), str(data / "test"), str(tmp_path / "plain"),
+                            str(data / "lang_char" / "lm3.json"), str(data / "valid")],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert "tuned for another setup; tuning again" in plain.stdout
+    assert "lexicon=none " in tuning.read_text().splitlines()[0]
+
 
 def test_second_run_on_the_same_exp_is_refused(tmp_path):
     (tmp_path / "exp").mkdir()

@@ -5,7 +5,8 @@
 # weight, no bonus) when no setting qualifies.
 #   decode_score.sh MODEL TEST_DIR OUT_DIR LM DEV_DIR [LEXICON]
 # Writes OUT_DIR/{greedy,beam}/{hyp.txt,ref.txt,score/wer.md,score/wer.json}. The tuning is done once per model and
-# development dir (MODEL_DIR/tune_<dev>/, with beam_tuning.txt) and reused when other test dirs are decoded.
+# development dir (MODEL_DIR/tune_<dev>/, with beam_tuning.txt) and reused when other test dirs are decoded with the
+# same LM, lexicon and grid (its first line records them; a different setup is tuned again).
 # The grid: LM_WEIGHTS and WORD_BONUSES (environment; default "0.1 0.2 0.3 0.5" and "0.0 1.0 2.0 3.0").
 set -euo pipefail
 model=$1; test_dir=$2; out=$3; lm=$4; dev_dir=$5; lexicon=${6:-}
@@ -18,6 +19,11 @@ better() { python -c "import sys; a=list(map(float, sys.argv[1:])); sys.exit(0 i
 
 tuning_dir="$(dirname "$model")/tune_$(basename "$dev_dir")"
 tuning="$tuning_dir/beam_tuning.txt"
+setup="setup: lm=$lm lexicon=${lexicon:-none} lm_weights=${LM_WEIGHTS:-0.1 0.2 0.3 0.5} word_bonuses=${WORD_BONUSES:-0.0 1.0 2.0 3.0}"
+if [ -f "$tuning" ] && [ "$(head -n 1 "$tuning")" != "$setup" ]; then
+  echo "$tuning was tuned for another setup; tuning again"
+  rm -rf "$tuning_dir"
+fi
 if [ -f "$tuning" ] && grep -q '^best on' "$tuning"; then
   read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' "$tuning")"
 else
@@ -26,7 +32,7 @@ else
   speechmeta score --ref "$tuning_dir/greedy/ref.txt" --hyp "$tuning_dir/greedy/hyp.txt" \
     --out "$tuning_dir/greedy/score" > /dev/null
   read -r greedy_wer greedy_cer <<< "$(rates_of "$tuning_dir/greedy/score/wer.json")"
-  echo "greedy dev_wer=$greedy_wer dev_cer=$greedy_cer" > "$tuning"
+  printf '%s\ngreedy dev_wer=%s dev_cer=%s\n' "$setup" "$greedy_wer" "$greedy_cer" > "$tuning"
   weight=0.0; bonus=0.0; best_wer=2; why="no setting as good as greedy on both WER and CER: plain beam"
   for w in ${LM_WEIGHTS:-0.1 0.2 0.3 0.5}; do
     for b in ${WORD_BONUSES:-0.0 1.0 2.0 3.0}; do
