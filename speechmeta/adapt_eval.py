@@ -37,7 +37,8 @@ def read_lists(path: Path) -> dict[str, list[str]]:
 
 def open_data(ad: Adapter, data_dir: Path) -> UttData:
     stats = ad.state.get("cmvn_global")
-    return UttData(data_dir, ad.tokenizer, ad.cfg.cmvn, global_stats=stats.numpy() if stats is not None else None)
+    return UttData(data_dir, ad.tokenizer, ad.cfg.cmvn, global_stats=stats.numpy() if stats is not None else None,
+                   fbank=ad.cfg.fbank)
 
 
 def decode_speaker(ad: Adapter, fast, data: UttData, utts: list[str], max_frames: int = MAX_FRAMES) -> dict[str, str]:

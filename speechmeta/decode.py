@@ -48,7 +48,8 @@ def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greed
         log.info("speaker profile %s: %s adaptation to %s from %d utterance(s)", profile, info.get("method"),
                  info.get("spk"), info.get("k", 0))
     stats = state.get("cmvn_global")
-    data = UttData(data_dir, tokenizer, cfg.cmvn, global_stats=stats.numpy() if stats is not None else None)
+    data = UttData(data_dir, tokenizer, cfg.cmvn, global_stats=stats.numpy() if stats is not None else None,
+                   fbank=cfg.fbank)
     data.check_length(data.utts, max_frames)
     search = None
     if method == "beam":

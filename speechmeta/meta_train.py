@@ -84,8 +84,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     names = adapted_names(model, mc.param_set)
     stats = state.get("cmvn_global")
     stats = stats.numpy() if stats is not None else None
-    train_data = UttData(train_dir, tokenizer, base_cfg.cmvn, global_stats=stats)
-    valid_data = UttData(valid_dir, tokenizer, base_cfg.cmvn, global_stats=stats)
+    train_data = UttData(train_dir, tokenizer, base_cfg.cmvn, global_stats=stats, fbank=base_cfg.fbank)
+    valid_data = UttData(valid_dir, tokenizer, base_cfg.cmvn, global_stats=stats, fbank=base_cfg.fbank)
     leave_out_unusable([train_data, valid_data], cfg.train.max_frames, exp_dir, write=rank == 0)
     tasks = SpeakerTasks(_spk2utt(train_data), mc.shots, mc.query, mc.speakers_per_batch, mc.seed)
     for spk, why in tasks.skipped.items():

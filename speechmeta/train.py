@@ -134,8 +134,8 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     np.random.seed(tc.seed)
 
     tokenizer = CharTokenizer.load(units)
-    train_data = UttData(train_dir, tokenizer, cfg.cmvn)
-    valid_data = UttData(valid_dir, tokenizer, cfg.cmvn, global_stats=train_data.global_stats)
+    train_data = UttData(train_dir, tokenizer, cfg.cmvn, fbank=cfg.fbank)
+    valid_data = UttData(valid_dir, tokenizer, cfg.cmvn, global_stats=train_data.global_stats, fbank=cfg.fbank)
     if tokenizer.oov:
         oov_utts = [u for u in train_data.utts if tokenizer.count_oov([train_data.data.text[u]])]
         log.warning("training text has characters outside %s, mapped to <unk>: %s (%d utterance(s) of %s, e.g. "

@@ -100,3 +100,17 @@ def test_parallel_jobs_give_the_same_features(make_data_dir, tmp_path):
     assert r1.keys() == r2.keys()
     for utt in r1.keys():
         np.testing.assert_array_equal(r1[utt], r2[utt])
+
+
+def test_features_of_another_filterbank_config_are_refused_by_name(make_data_dir):
+    """A model made for 10 ms frames must not silently read 5 ms ones (a recipe whose conf sets fbank.* but whose
+    features were computed with the defaults, or the reverse)."""
+    from speechmeta.data.dataset import UttData
+    from speechmeta.data.tokenizer import CharTokenizer
+
+    d = make_data_dir(spks=1, utts=2)
+    compute_feats(d, FbankConfig(frame_shift_ms=5.0), progress=False)
+    tokenizer = CharTokenizer.build(DataDir.load(d).text.values())
+    assert len(UttData(d, tokenizer, fbank=FbankConfig(frame_shift_ms=5.0)).utts) == 2
+    with pytest.raises(ValueError, match=r"fbank.frame_shift_ms=5.0 in the features, 10.0 in the model's config"):
+        UttData(d, tokenizer, fbank=FbankConfig())

@@ -63,7 +63,9 @@ fi
 
 if step 1 $data/.feats.done; then
   echo "stage 1: features, units, LM"
-  for d in train valid dev $test_sets; do speechmeta compute-feats "$data/$d" --nj "$nj" --no-progress; done
+  for d in train valid dev $test_sets; do  # the filterbank of the base config (fbank.*), which the model records
+    speechmeta compute-feats "$data/$d" --nj "$nj" --no-progress --config "$train_conf"
+  done
   speechmeta make-units $data/train --out $data/lang_char/units.txt --check $data/${test_sets%% *}
   speechmeta train-lm --text $data/train/text --order 3 --out $data/lang_char/lm3.json
   cut -d' ' -f2- $data/train/text | tr ' ' '\n' | grep -v '^$' | sort -u > $data/lang_char/words.txt  # a lexicon
@@ -88,7 +90,7 @@ if step 3 $exp/.base.done; then
         --speakers "$synth_speakers" --test-speakers 0 --utts-per-speaker "$synth_utts" \
         --dev-utts-per-speaker 0 --unseen none --bandwidth "$synth_bandwidth" --seed "$seed" --nj "$nj" \
         --no-progress
-      speechmeta compute-feats $data/synth/train --nj "$nj" --no-progress
+      speechmeta compute-feats $data/synth/train --nj "$nj" --no-progress --config "$train_conf"
       touch $data/synth/.done
     fi
     speechmeta train --config "$pretrain_conf" --train-dir $data/synth/train --valid-dir $data/valid \

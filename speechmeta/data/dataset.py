@@ -1,5 +1,7 @@
 """Utterances ready for the model: normalized features, unit ids, length-sorted batches, padding.
 
+Features computed with another filterbank configuration than the model's (frame shift, bins, ...: the data dir's
+fbank/conf.json records it) are refused by name, since the model would silently see frames it was not made for.
 Utterances a batch cannot hold are named, never silently used: longer than a batch's `max_frames` (attention
 memory grows with the square of the length), or with fewer encoder frames than CTC needs for the transcript (its
 loss would be zeroed, so it would teach nothing). Training leaves them out and lists them; decoding refuses them.
@@ -11,6 +13,8 @@ A batch is a dict: `feats` (B, T, F) float32, `feat_lens` (B,), `targets` (B, S)
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import random
 from pathlib import Path
@@ -20,6 +24,7 @@ import torch
 
 from speechmeta.data.cmvn import apply_cmvn, load_cmvn
 from speechmeta.data.datadir import DataDir
+from speechmeta.data.fbank import FbankConfig
 from speechmeta.data.feats_store import FeatsReader
 from speechmeta.data.tokenizer import CharTokenizer
 from speechmeta.model.conformer import output_lengths
@@ -31,8 +36,10 @@ class UttData:
     """The utterances of a data dir that have features, with their transcripts as unit ids."""
 
     def __init__(self, data_dir: str | os.PathLike, tokenizer: CharTokenizer, cmvn: str = "utterance",
-                 global_stats: np.ndarray | None = None):
+                 global_stats: np.ndarray | None = None, fbank: FbankConfig | None = None):
         self.path = Path(data_dir)
+        if fbank is not None:
+            check_fbank_config(self.path, fbank)
         self.data = DataDir.load(self.path)
         self.reader = FeatsReader(self.path)
         self.cmvn = cmvn
@@ -93,6 +100,21 @@ class UttData:
             "targets": torch.nn.utils.rnn.pad_sequence(targets, batch_first=True) if targets else torch.zeros(0, 0),
             "target_lens": torch.tensor([len(t) for t in targets]),
         }
+
+
+def check_fbank_config(data_dir: Path, fbank: FbankConfig) -> None:
+    """Refuse features computed with another filterbank configuration than `fbank` (where the data dir records it:
+    fbank/conf.json, written by compute-feats)."""
+    conf = data_dir / "fbank" / "conf.json"
+    if not conf.is_file():
+        return
+    stored = json.loads(conf.read_text(encoding="utf-8")).get("fbank", {})
+    wanted = dataclasses.asdict(fbank)
+    differ = {k: (stored.get(k), v) for k, v in wanted.items() if stored.get(k) != v}
+    if differ:
+        listed = ", ".join(f"fbank.{k}={a} in the features, {b} in the model's config" for k, (a, b) in differ.items())
+        raise ValueError(f"{data_dir}: features computed with another filterbank ({listed}); recompute them with the "
+                         f"model's config (speechmeta compute-feats {data_dir} --config CONF) or train with theirs")
 
 
 def ctc_frames_needed(targets: list[int]) -> int:
