@@ -16,13 +16,13 @@ valid_utts=5         # new sentences of the training voices, for validation duri
 unseen=accent        # what held-out speakers have that training voices lack: none, accent, variant, both
 
 configure() {
-  [ -n "$lexicon" ] || lexicon=$data/lang_char/words.txt  # beam search: the training text's words (closed vocabulary)
   if [ "$quick" = true ]; then
     speakers=32; heldout=8; dev_speakers=3; utts_per_speaker=30; data=data_quick; exp=exp_quick
     train_conf=conf/quick.yaml; meta_conf=conf/quick_meta.yaml; shots=5; tune_steps="2 5"
     finetune_lrs=0.03; lhuc_lrs=10; adapter_lrs=0.3; lm_weights=0.3; word_bonuses=1.0
     meta_algorithms="fomaml metasgd"  # second-order MAML over all weights takes 4 of the 15 minutes
   fi
+  [ -n "$lexicon" ] || lexicon=$data/lang_char/words.txt  # beam search: the training text's words (closed vocabulary)
 }
 
 prepare_data() {
