@@ -12,6 +12,7 @@ set -euo pipefail
 model=$1; test_dir=$2; out=$3; lm=$4; dev_dir=$5; lexicon=${6:-}
 lexicon_opt=()
 [ -n "$lexicon" ] && lexicon_opt=(--lexicon "$lexicon")
+lm_weights=${LM_WEIGHTS:-0.1 0.2 0.3 0.5}; word_bonuses=${WORD_BONUSES:-0.0 1.0 2.0 3.0}
 mkdir -p "$out"
 
 rates_of() { python -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['wer'], d['cer'])" "$1"; }
@@ -19,7 +20,7 @@ better() { python -c "import sys; a=list(map(float, sys.argv[1:])); sys.exit(0 i
 
 tuning_dir="$(dirname "$model")/tune_$(basename "$dev_dir")"
 tuning="$tuning_dir/beam_tuning.txt"
-setup="setup: lm=$lm lexicon=${lexicon:-none} lm_weights=${LM_WEIGHTS:-0.1 0.2 0.3 0.5} word_bonuses=${WORD_BONUSES:-0.0 1.0 2.0 3.0}"
+setup="setup: lm=$lm lexicon=${lexicon:-none} lm_weights=$lm_weights word_bonuses=$word_bonuses"
 if [ -f "$tuning" ] && [ "$(head -n 1 "$tuning")" != "$setup" ]; then
   echo "$tuning was tuned for another setup; tuning again"
   rm -rf "$tuning_dir"
@@ -34,8 +35,8 @@ else
   read -r greedy_wer greedy_cer <<< "$(rates_of "$tuning_dir/greedy/score/wer.json")"
   printf '%s\ngreedy dev_wer=%s dev_cer=%s\n' "$setup" "$greedy_wer" "$greedy_cer" > "$tuning"
   weight=0.0; bonus=0.0; best_wer=2; why="no setting as good as greedy on both WER and CER: plain beam"
-  for w in ${LM_WEIGHTS:-0.1 0.2 0.3 0.5}; do
-    for b in ${WORD_BONUSES:-0.0 1.0 2.0 3.0}; do
+  for w in $lm_weights; do
+    for b in $word_bonuses; do
       tune="$tuning_dir/w${w}_b${b}"
       speechmeta decode --model "$model" --data "$dev_dir" --out "$tune" --method beam --lm "$lm" \
         --lm-weight "$w" --word-bonus "$b" "${lexicon_opt[@]}" > /dev/null
