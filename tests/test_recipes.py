@@ -40,8 +40,13 @@ TINY_META = """meta:
 """
 
 
+def venv_env() -> dict:
+    """The environment for a recipe's shell: this Python's bin folder (speechmeta, python) first on PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
 def run_recipe(name: str, tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = venv_env()
     (tmp_path / "tiny.yaml").write_text(TINY)
     (tmp_path / "meta.yaml").write_text(TINY_META)
     cmd = ["bash", str(REPO / "recipes" / name / "run.sh"), "--data", str(tmp_path / "data"), "--exp",
@@ -77,8 +82,7 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     # The beam's tuning is kept per setup: decoding without the lexicon tunes again instead of reusing it.
     tuning = tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt"
     assert f"lexicon={tmp_path / 'data' / 'lang_char' / 'words.txt'} " in tuning.read_text().splitlines()[0]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "LM_WEIGHTS": "0.3",
-           "WORD_BONUSES": "1.0"}
+    env = {**venv_env(), "LM_WEIGHTS": "0.3", "WORD_BONUSES": "1.0"}
     data = tmp_path / "data"
     plain = subprocess.run(["bash", str(REPO / "recipes" / "TEMPLATE" / "decode_score.sh"),
                             str(tmp_path / "exp" / "base" / "average.pt"), str(data / "test"), str(tmp_path / "plain"),
@@ -177,7 +181,7 @@ def test_fsdd_data_stages_hold_out_test_and_dev_speakers_and_write_the_lexicon(t
         for digit in (0, 1):
             for index in range(7):
                 write_wav(rec / f"{digit}_{spk}_{index}.wav", tone(0.3, 8000), 8000)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = venv_env()
     out = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--stage", "0", "--stop-stage", "1",
                           "--corpus-dir", str(tmp_path / "corpus"), "--data", str(tmp_path / "data"), "--exp",
                           str(tmp_path / "exp"), "--dev-speakers", dev_speakers],
