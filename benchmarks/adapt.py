@@ -5,8 +5,10 @@
    functional inner loop (`speechmeta.meta.inner.adapt`, F.ctc_loss; and `adapt_test_time`, the same steps with
    plain autograd, which test-time adaptation can use) vs the plain PyTorch loop a user would write
    (module form, `torch.optim.SGD`, `loss.backward()`), same parameters, steps and rate; both results are compared.
+   Also `adapt_test_time` with the subsampling run at every step (a loss without `.prepare`): what reusing it saves.
 2. batched: S speakers adapted in one pass (`batched_adapt` with the vmappable fused CTC, what speechmeta uses) vs
-   the same speakers one after another (functional loop, F.ctc_loss), for each S of --speakers; the loop is timed up
+   the same speakers one after another (functional loop, F.ctc_loss; and `adapt_test_time`, the loop `speechmeta
+   adapt-eval` runs on CPU), for each S of --speakers; the loops are timed up
    to --loop-max speakers. --ops-max: up to this S the batched pass is also timed with the tensor-op CTC (the path
    before the vmappable CTC: the before/after ratio). The FLOPs of one speaker's adaptation are counted
    (torch.utils.flop_counter: matrix products and convolutions, forward and backward, all inner steps) to give the
@@ -125,6 +127,8 @@ def main() -> None:
         support = support_batch(args.shots, args.frames, vocab, 0, device)
         ours = timed(lambda: adapt(fused, fast, support, lrs, args.inner_steps, True), args.repeats, device)
         autograd = timed(lambda: adapt_test_time(fused, fast, support, lrs, args.inner_steps), args.repeats, device)
+        every_step = timed(lambda: adapt_test_time(lambda f, b: fused(f, b), fast, support, lrs, args.inner_steps),
+                           args.repeats, device)  # a loss without .prepare: the subsampling runs every step
         plain = timed(lambda: plain_pytorch_adapt(model, names, support, args.inner_lr, args.inner_steps, bf16),
                       args.repeats, device)
         a = adapt(fused, fast, support, lrs, args.inner_steps, True)
@@ -132,6 +136,9 @@ def main() -> None:
         out["latency"] = {"inner_steps": args.inner_steps, "speechmeta_seconds": round(ours, 4),
                           "speechmeta_autograd_seconds": round(autograd, 4),
                           "plain_pytorch_sgd_seconds": round(plain, 4), "plain_over_speechmeta": round(plain / ours, 3),
+                          "plain_over_speechmeta_autograd": round(plain / autograd, 3),
+                          "speechmeta_autograd_subsampling_every_step_seconds": round(every_step, 4),
+                          "subsampling_once_speedup": round(every_step / autograd, 3),
                           "max_abs_difference": float(max((a[k] - b[k]).abs().max() for k in a))}
 
     with FlopCounterMode(display=False) as counter:
@@ -147,7 +154,11 @@ def main() -> None:
             def loop(supports=supports):
                 for one in supports:
                     adapt(fused, fast, one, lrs, args.batched_steps, True)
+            def loop_autograd(supports=supports):
+                for one in supports:
+                    adapt_test_time(fused, fast, one, lrs, args.batched_steps)
             row["loop_seconds"] = round(timed(loop, 1, device, warmup=s == args.speakers[0]), 4)
+            row["loop_autograd_seconds"] = round(timed(loop_autograd, 1, device, warmup=s == args.speakers[0]), 4)
             loop_per_speaker = row["loop_seconds"] / s
         chunk = args.chunk or s
         while True:
@@ -170,6 +181,7 @@ def main() -> None:
             row["vmappable_over_ops_ctc"] = round(row["batched_ops_ctc_seconds"] / seconds, 3)
         if "loop_seconds" in row:
             row["batched_speedup"] = round(row["loop_seconds"] / seconds, 3)
+            row["batched_speedup_vs_autograd_loop"] = round(row["loop_autograd_seconds"] / seconds, 3)
         elif loop_per_speaker:
             row["speedup_vs_measured_loop_rate"] = round(loop_per_speaker * s / seconds, 3)
         if peak:

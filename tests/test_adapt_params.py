@@ -63,3 +63,22 @@ def test_adapter_init_does_not_depend_on_the_global_rng():
         weights.append({n: p.detach().clone() for n, p in model.named_parameters() if ".speaker." in n})
     assert weights[0].keys() == weights[1].keys() and weights[0]
     assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+
+
+@pytest.mark.parametrize("param_set", ["lhuc", "adapter", "all"])
+def test_inner_steps_reuse_the_frozen_subsampling_only_when_it_is_frozen(param_set):
+    """adapt() runs the subsampling once when none of its weights adapt: the same steps as running it every step."""
+    model = attach_speaker_params(tiny(), param_set) if param_set != "all" else tiny()
+    fast, frozen = split_params(model, adapted_names(model, param_set))
+    batch = {"feats": torch.randn(2, 60, 80), "feat_lens": torch.tensor([60, 52]),
+             "targets": torch.tensor([[3, 4, 5], [6, 7, 0]]), "target_lens": torch.tensor([3, 2])}
+    loss = ctc_task_loss(model, frozen)
+    assert ("subsampled" in loss.prepare(batch)) == (param_set != "all")
+    every_step = dict(fast)
+    for _ in range(3):  # the loop of adapt(), written out with a loss that recomputes everything
+        g = torch.func.grad(lambda f: loss(f, batch))(every_step)
+        every_step = {k: every_step[k] - 0.5 * g[k] for k in every_step}
+    adapted = adapt(loss, fast, batch, {k: 0.5 for k in fast}, steps=3, first_order=True)
+    assert all(not torch.equal(adapted[k], fast[k]) for k in fast if ".speaker.adapter_down" not in k)
+    for k in fast:
+        torch.testing.assert_close(adapted[k], every_step[k], rtol=1e-5, atol=1e-6)

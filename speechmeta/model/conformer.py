@@ -189,9 +189,11 @@ class ConformerCTC(nn.Module):
         self.final_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
 
-    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """feats (B, T, F) normalized log-mels, feat_lens (B,) -> log-probs (B, T', V), lengths (B,)."""
-        x = self.dropout(self.subsampling(feats))
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor, subsampled: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (B, T, F) normalized log-mels, feat_lens (B,) -> log-probs (B, T', V), lengths (B,).
+        `subsampled`: `self.subsampling(feats)` computed already (adaptation reuses it across its inner steps)."""
+        x = self.dropout(self.subsampling(feats) if subsampled is None else subsampled)
         lengths = output_lengths(feat_lens)
         mask = padding_mask(lengths, x.shape[1])
         for block in self.blocks:
