@@ -2,7 +2,8 @@
 
 Frames per character counts the encoder's output frames (10 ms shift, x4 subsampling) per transcript character:
 CTC needs at least one frame per character (two between repeated characters), and a synthetic corpus should speak
-at a rate close to the real speech it stands in for.
+at a rate close to the real speech it stands in for. Data prep does not know the model's frame shift, so the figure
+is for 10 ms frames (the default) and says so; a model with 5 ms frames (the FSDD recipe) has twice as many.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def corpus_stats(data_dir: str | os.PathLike, audio_root: str | os.PathLike | No
 def format_stats(stats: dict) -> str:
     return (f"{stats['dir']}: {stats['speakers']} speakers, {stats['utterances']} utterances, {stats['hours']:.3f} h, "
             f"{stats['utts_per_speaker'][0]}-{stats['utts_per_speaker'][1]} utts/speaker, "
-            f"{stats['frames_per_char_mean']:.2f} output frames/char (x{SUBSAMPLING} subsampling; 5th percentile "
+            f"{stats['frames_per_char_mean']:.2f} output frames/char (10 ms frames, x{SUBSAMPLING} subsampling; 5th percentile "
             f"{stats['frames_per_char_p5']:.2f}, {stats['utts_below_1_frame_per_char']} utts below 1)")
 
 
