@@ -46,8 +46,8 @@ def corpus_stats(data_dir: str | os.PathLike, audio_root: str | os.PathLike | No
 def format_stats(stats: dict) -> str:
     return (f"{stats['dir']}: {stats['speakers']} speakers, {stats['utterances']} utterances, {stats['hours']:.3f} h, "
             f"{stats['utts_per_speaker'][0]}-{stats['utts_per_speaker'][1]} utts/speaker, "
-            f"{stats['frames_per_char_mean']:.2f} output frames/char (10 ms frames, x{SUBSAMPLING} subsampling; 5th percentile "
-            f"{stats['frames_per_char_p5']:.2f}, {stats['utts_below_1_frame_per_char']} utts below 1)")
+            f"{stats['frames_per_char_mean']:.2f} output frames/char (10 ms frames, x{SUBSAMPLING} subsampling; "
+            f"5th percentile {stats['frames_per_char_p5']:.2f}, {stats['utts_below_1_frame_per_char']} utts below 1)")
 
 
 def print_stats(data_dir: Path, audio_root: Path | None = None) -> dict:
