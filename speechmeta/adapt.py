@@ -28,7 +28,7 @@ from speechmeta.config import Config
 from speechmeta.data.dataset import MAX_FRAMES, UttData
 from speechmeta.data.tokenizer import CharTokenizer
 from speechmeta.meta.batched import batched_adapt
-from speechmeta.meta.inner import Params, adapt_test_time, ctc_task_loss
+from speechmeta.meta.inner import Params, adapt_test_time, ctc_task_loss, prepared
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import greedy_decode
@@ -125,9 +125,9 @@ def adapt_speakers(ad: Adapter, supports: list[dict], steps: int | None = None, 
 
 def adapt_trajectory(ad: Adapter, support: dict, milestones: list[int]) -> dict[int, Params]:
     """The adapted tensors after each number of steps in `milestones` (one run, for tuning the steps)."""
-    support = {k: v.to(ad.device) for k, v in support.items() if isinstance(v, torch.Tensor)}
     loss = ctc_task_loss(ad.model, ad.frozen, bf16=ad.device.type == "cuda")
-    fast, done, out = dict(ad.fast), 0, {}
+    support = prepared(loss, {k: v.to(ad.device) for k, v in support.items() if isinstance(v, torch.Tensor)})
+    fast, done, out = dict(ad.fast), 0, {}  # the subsampling runs once for all milestones
     for m in sorted(set(milestones)):
         if ad.fast and m > done:
             fast = adapt_test_time(loss, fast, support, ad.lrs, m - done)

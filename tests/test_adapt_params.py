@@ -82,3 +82,11 @@ def test_inner_steps_reuse_the_frozen_subsampling_only_when_it_is_frozen(param_s
     assert all(not torch.equal(adapted[k], fast[k]) for k in fast if ".speaker.adapter_down" not in k)
     for k in fast:
         torch.testing.assert_close(adapted[k], every_step[k], rtol=1e-5, atol=1e-6)
+
+
+def test_preparing_a_batch_twice_reuses_the_first_subsampling():
+    model = attach_speaker_params(tiny(), "lhuc")
+    _, frozen = split_params(model, adapted_names(model, "lhuc"))
+    batch = {"feats": torch.randn(2, 60, 80), "feat_lens": torch.tensor([60, 52])}
+    once = ctc_task_loss(model, frozen).prepare(batch)
+    assert ctc_task_loss(model, frozen).prepare(once)["subsampled"] is once["subsampled"]

@@ -35,8 +35,8 @@ def ctc_task_loss(model: torch.nn.Module, frozen: Params, twice_differentiable: 
                         twice_differentiable=twice_differentiable, vmappable=vmappable)
 
     def prepare(batch: dict) -> dict:
-        if len(sub_frozen) < len(sub_names):
-            return batch  # the subsampling adapts too
+        if "subsampled" in batch or len(sub_frozen) < len(sub_names):
+            return batch  # prepared already, or the subsampling adapts too
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
             return {**batch, "subsampled": functional_call(model.subsampling, sub_frozen, (batch["feats"],))}
 
