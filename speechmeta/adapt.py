@@ -30,6 +30,7 @@ from speechmeta.data.tokenizer import CharTokenizer
 from speechmeta.meta.batched import batched_adapt
 from speechmeta.meta.inner import Params, adapt_test_time, ctc_task_loss, prepared
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
+from speechmeta.model.beam_search import BeamSearch
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import greedy_decode
 from speechmeta.profile import check_base, check_tensors, file_sha256, load_profile
@@ -144,10 +145,12 @@ def log_probs(ad: Adapter, fast: Params, batch: dict) -> tuple[torch.Tensor, tor
     return out.float(), lens
 
 
-def greedy_hyps(ad: Adapter, fast: Params, batch: dict) -> dict[str, str]:
-    """Greedy CTC hypotheses of a batch with the speaker's adapted tensors."""
+def batch_hyps(ad: Adapter, fast: Params, batch: dict, search: BeamSearch | None = None) -> dict[str, str]:
+    """CTC hypotheses of a batch with the speaker's adapted tensors: greedy, or with `search` (prefix beam)."""
     out, lens = log_probs(ad, fast, batch)
-    return {u: ad.tokenizer.decode(ids) for u, ids in zip(batch["utts"], greedy_decode(out, lens), strict=True)}
+    if search is None:
+        return {u: ad.tokenizer.decode(ids) for u, ids in zip(batch["utts"], greedy_decode(out, lens), strict=True)}
+    return {u: search.decode(out[b, : int(lens[b])].cpu().numpy()) for b, u in enumerate(batch["utts"])}
 
 
 def pseudo_label(ad: Adapter, batch: dict, min_confidence: float) -> tuple[dict, list[str], dict[str, float]]:

@@ -2,7 +2,9 @@
 utterances, for every K and seed of the few-shot split files (`data_prep/splits.py fewshot`), so every method sees
 the same support and the same test utterances. `none` is scored once per seed, as K=0, on the same test
 utterances; so is a meta-learned initialization before any adaptation step (its K=0 row), which separates what
-adaptation gains from what meta-training changed in the model.
+adaptation gains from what meta-training changed in the model. Hypotheses are greedy, or prefix beam search with
+the `BeamOptions` given (LM weight and word bonus tuned beforehand on dev data, as for the base model's decoding);
+tuning the steps and rates decodes the same way.
 
 Layout: OUT/k{K}/seed{S}/{hyp.txt, ref.txt, utt2spk, wer.json, wer.md}; a finished (K, seed) is kept on a rerun.
 `tune` picks a method's steps (and, for the baselines, its rate) on dev speakers: one adaptation run per rate,
@@ -19,10 +21,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from speechmeta.adapt import Adapter, adapt_speakers, adapt_trajectory, greedy_hyps, load_adapter, pseudo_label
+from speechmeta.adapt import Adapter, adapt_speakers, adapt_trajectory, batch_hyps, load_adapter, pseudo_label
 from speechmeta.data.datadir import read_table
 from speechmeta.data.dataset import MAX_FRAMES, UttData, length_batches
+from speechmeta.decode import GREEDY, BeamOptions
 from speechmeta.fileio import atomic_write_lines, atomic_write_text
+from speechmeta.model.beam_search import BeamSearch
 from speechmeta.scoring import score, write_report
 
 log = logging.getLogger(__name__)
@@ -41,12 +45,17 @@ def open_data(ad: Adapter, data_dir: Path) -> UttData:
                    fbank=ad.cfg.fbank)
 
 
-def decode_speaker(ad: Adapter, fast, data: UttData, utts: list[str], max_frames: int = MAX_FRAMES) -> dict[str, str]:
+def decode_speaker(ad: Adapter, fast, data: UttData, utts: list[str], search: BeamSearch | None = None,
+                   max_frames: int = MAX_FRAMES) -> dict[str, str]:
     data.check_length(utts, max_frames)
-    hyps: dict[str, str] = {}
+    out: dict[str, str] = {}
     for chunk in length_batches({u: data.num_frames[u] for u in utts}, max_frames, shuffle=False):
-        hyps.update(greedy_hyps(ad, fast, data.batch(chunk)))
-    return hyps
+        out.update(batch_hyps(ad, fast, data.batch(chunk), search))
+    return out
+
+
+def describe(beam: BeamOptions | None) -> dict:
+    return beam.describe() if beam else GREEDY
 
 
 def support_batches(ad: Adapter, data: UttData, support: dict[str, list[str]], spks: list[str], unsupervised: bool,
@@ -58,9 +67,12 @@ def support_batches(ad: Adapter, data: UttData, support: dict[str, list[str]], s
 
 
 def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds: list[int], out: Path,
-             unsupervised: bool = False, min_confidence: float = 0.7, progress: bool = True) -> list[dict]:
-    """Adapt and score every (K, seed); returns one summary per (K, seed)."""
+             unsupervised: bool = False, min_confidence: float = 0.7, progress: bool = True,
+             beam: BeamOptions | None = None) -> list[dict]:
+    """Adapt and score every (K, seed); returns one summary per (K, seed). A kept (K, seed) decoded otherwise than
+    `beam` asks is done again."""
     data = open_data(ad, data_dir)
+    search = beam.search(ad.tokenizer.units) if beam else None
     summaries = []
     for seed in seeds:
         test = read_lists(fewshot / f"test.seed{seed}")
@@ -68,8 +80,12 @@ def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds
         for k in ([0] if ad.method == "none" else [0, *shots] if meta else shots):
             where = out / f"k{k}" / f"seed{seed}"
             if (where / "wer.json").exists():
-                summaries.append(json.loads((where / "summary.json").read_text()))
-                continue
+                kept = json.loads((where / "summary.json").read_text())
+                if kept.get("decoding", GREEDY) == describe(beam):
+                    summaries.append(kept)
+                    continue
+                log.info("%s was decoded otherwise (%s): doing it again", where, kept.get("decoding", GREEDY))
+                (where / "wer.json").unlink()
             support = read_lists(fewshot / f"support.k{k}.seed{seed}") if k else {s: [] for s in test}
             spks = sorted(s for s in test if s in support)
             began = time.perf_counter()  # all speakers in one call: on CUDA one vmap pass, on CPU a loop
@@ -79,19 +95,20 @@ def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds
             hyps = {}
             for spk, fast in tqdm(list(zip(spks, adapted, strict=True)), desc=f"{ad.method} K={k} seed={seed}",
                                   unit="spk", disable=not progress, leave=False):
-                hyps.update(decode_speaker(ad, fast, data, [u for u in test[spk] if u in data.num_frames]))
+                hyps.update(decode_speaker(ad, fast, data, [u for u in test[spk] if u in data.num_frames], search))
             ref = {u: ad.tokenizer.norm(data.data.text[u]) for u in hyps}
             utt2spk = {u: data.data.utt2spk[u] for u in hyps}
             result = score(ref, hyps, utt2spk)
             result.update({"method": ad.method, "k": k, "seed": seed, "steps": ad.steps if k else 0,
-                           "adapt_seconds_per_speaker": seconds / max(len(spks), 1), "unsupervised": unsupervised})
+                           "adapt_seconds_per_speaker": seconds / max(len(spks), 1), "unsupervised": unsupervised,
+                           "decoding": describe(beam)})
             where.mkdir(parents=True, exist_ok=True)
             atomic_write_lines(where / "hyp.txt", [f"{u} {hyps[u]}".rstrip() for u in sorted(hyps)])
             atomic_write_lines(where / "ref.txt", [f"{u} {ref[u]}" for u in sorted(ref)])
             atomic_write_lines(where / "utt2spk", [f"{u} {utt2spk[u]}" for u in sorted(utt2spk)])
             summary = {k2: result[k2] for k2 in ("method", "k", "seed", "steps", "wer", "cer", "errors", "ref_words",
                                                   "char_errors", "chars", "speakers", "adapt_seconds_per_speaker",
-                                                  "unsupervised", "per_speaker")}
+                                                  "unsupervised", "decoding", "per_speaker")}
             atomic_write_text(where / "summary.json", json.dumps(summary, indent=1) + "\n")
             write_report(result, where)  # wer.json last: it marks the (K, seed) finished
             log.info("%s K=%d seed=%d: %s, CER %.2f%% (%d speakers, %.2f s adaptation per speaker)", ad.method, k,
@@ -110,15 +127,17 @@ def spread(utts: list[str], n: int) -> list[str]:
 
 def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: list[int], seed: int,
          lrs: list[float | None], milestones: list[int], device: str = "cpu", max_test_utts: int = 20,
-         progress: bool = True) -> dict:
-    """The (steps, lr) of `method` with the lowest WER on dev speakers (errors summed over K). lr None: the
-    method's own (a meta rule's rates)."""
+         progress: bool = True, beam: BeamOptions | None = None) -> dict:
+    """The (steps, lr) of `method` with the lowest WER on dev speakers (errors summed over K), decoded as `beam`
+    says (greedy when None). lr None: the method's own (a meta rule's rates)."""
     test = read_lists(fewshot / f"test.seed{seed}")
     grid: list[dict] = []
     data = None
+    search = None
     for lr in lrs:
         ad = load_adapter(model_path, method, steps=max(milestones), lr=lr, device=device)
         data = data or open_data(ad, data_dir)
+        search = search or (beam.search(ad.tokenizer.units) if beam else None)
         errors = {m: 0 for m in milestones}
         words = 0
         diverged = set()
@@ -134,20 +153,21 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
                         diverged.add(m)
                         errors[m] += sum(len(r.split()) for r in ref.values())
                         continue
-                    errors[m] += score(ref, decode_speaker(ad, fast, data, utts))["errors"]
+                    errors[m] += score(ref, decode_speaker(ad, fast, data, utts, search))["errors"]
         for m in milestones:
             grid.append({"lr": lr, "steps": m, "wer": errors[m] / max(words, 1), "diverged": m in diverged})
             log.info("tune %s: lr %s, %d steps: dev WER %.4f", method, lr, m, grid[-1]["wer"])
     best = min(grid, key=lambda r: (r["wer"], r["steps"]))
     return {"method": method, "model": str(model_path), "dev": str(data_dir), "shots": shots, "seed": seed,
-            "settings": tune_settings(shots, seed, lrs, milestones, max_test_utts),
+            "settings": tune_settings(shots, seed, lrs, milestones, max_test_utts, beam),
             "best": {"steps": best["steps"], "lr": best["lr"]}, "grid": grid}
 
 
-def tune_settings(shots: list[int], seed: int, lrs: list, milestones: list[int], max_test_utts: int = 20) -> dict:
+def tune_settings(shots: list[int], seed: int, lrs: list, milestones: list[int], max_test_utts: int = 20,
+                  beam: BeamOptions | None = None) -> dict:
     """What a tuning result depends on besides the model and data: a kept result is reused only if they match."""
     return {"shots": shots, "seed": seed, "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts,
-            "dev_utts": "spread"}
+            "dev_utts": "spread", "decoding": describe(beam)}
 
 
 def load_or_tune(path: Path, **kwargs) -> dict:
@@ -155,7 +175,7 @@ def load_or_tune(path: Path, **kwargs) -> dict:
     if path.is_file():
         kept = json.loads(path.read_text())
         asked = tune_settings(kwargs["shots"], kwargs["seed"], kwargs["lrs"], kwargs["milestones"],
-                              kwargs.get("max_test_utts", 20))
+                              kwargs.get("max_test_utts", 20), kwargs.get("beam"))
         if kept.get("settings") == asked:
             return kept
         log.info("%s was tuned with other settings: tuning again", path)

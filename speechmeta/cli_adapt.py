@@ -42,17 +42,23 @@ def cmd_adapt_eval(args: argparse.Namespace) -> int:
 
     setup_logging(args.out / "log" / "adapt-eval.log")
     log.info("speechmeta %s", " ".join(sys.argv[1:]))
+    from speechmeta.decode import BeamOptions
+
     steps, lr = args.steps, args.lr
+    beam = None
+    if args.lm or args.lexicon:
+        beam = BeamOptions(args.lm, args.lexicon, args.lm_weight, args.word_bonus, args.beam)
     if args.tune_data and args.method != "none":
         tuned = load_or_tune(args.tune_out or args.out / "tune.json", model_path=args.model, method=args.method,
                              data_dir=args.tune_data, fewshot=args.tune_fewshot, shots=args.shots,
                              seed=args.seeds[0], lrs=args.tune_lrs or [None], milestones=args.tune_steps,
-                             max_test_utts=args.tune_max_utts, device=args.device, progress=not args.no_progress)
+                             max_test_utts=args.tune_max_utts, device=args.device, progress=not args.no_progress,
+                             beam=beam)
         steps, lr = tuned["best"]["steps"], tuned["best"]["lr"]
         log.info("tuned on %s: %d steps, lr %s", args.tune_data, steps, lr)
     ad = load_adapter(args.model, args.method, steps, lr, args.device)
     summaries = evaluate(ad, args.data, args.fewshot, args.shots, args.seeds, args.out, args.unsupervised,
-                         args.min_confidence, progress=not args.no_progress)
+                         args.min_confidence, progress=not args.no_progress, beam=beam)
     for s in summaries:
         print(f"{ad.method} K={s['k']} seed={s['seed']}: WER {100 * s['wer']:.2f}% CER {100 * s['cer']:.2f}% "
               f"({s['speakers']} speakers, {s['adapt_seconds_per_speaker']:.2f} s/speaker)")
@@ -115,7 +121,8 @@ def register(add) -> None:
 
     p = add("adapt-eval", cmd_adapt_eval, "adapt every held-out speaker for each K and score (a report's data)",
             "For every speaker of a held-out data dir, every K of --shots and every seed: adapt from the speaker's "
-            "support utterances of the few-shot split files and decode its test utterances (greedy), scoring "
+            "support utterances of the few-shot split files and decode its test utterances (greedy, or prefix beam "
+            "search when --lm or --lexicon is given: tune its weights first, on dev data), scoring "
             "each (K, seed) into OUT/k{K}/seed{S}/. With --tune-data, the steps (and for baselines the rate) are "
             "first chosen on those dev speakers, never on the test speakers (OUT/tune.json). A rerun keeps "
             "finished parts.")
@@ -138,6 +145,11 @@ def register(add) -> None:
                                                   "existing one is reused")
     p.add_argument("--unsupervised", action="store_true")
     p.add_argument("--min-confidence", type=float, default=0.7)
+    p.add_argument("--lm", type=Path, help="word n-gram LM (JSON from train-lm): beam search")
+    p.add_argument("--lexicon", type=Path, help="allowed words: beam search")
+    p.add_argument("--lm-weight", type=float, default=0.5)
+    p.add_argument("--word-bonus", type=float, default=0.0)
+    p.add_argument("--beam", type=int, default=10, help="beam size")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,6 +34,31 @@ def read_lexicon(path: str | os.PathLike) -> list[str]:
     return sorted(words)
 
 
+@dataclass(frozen=True)
+class BeamOptions:
+    """Prefix beam search settings: an optional word n-gram LM (speechmeta train-lm) and lexicon, their weights."""
+
+    lm: Path | None = None
+    lexicon: Path | None = None
+    lm_weight: float = 0.5
+    word_bonus: float = 0.0
+    beam_size: int = 10
+
+    def search(self, units: list[str]) -> BeamSearch:
+        return BeamSearch(units, beam_size=self.beam_size, lm_weight=self.lm_weight, word_bonus=self.word_bonus,
+                          lm=NgramLM.load(self.lm) if self.lm else None,
+                          lexicon=read_lexicon(self.lexicon) if self.lexicon else None)
+
+    def describe(self) -> dict:
+        """What a result decoded with these settings depends on (kept results are reused only if it matches)."""
+        return {"method": "beam", "lm": str(self.lm) if self.lm else None,
+                "lexicon": str(self.lexicon) if self.lexicon else None, "lm_weight": self.lm_weight,
+                "word_bonus": self.word_bonus, "beam_size": self.beam_size}
+
+
+GREEDY = {"method": "greedy"}
+
+
 def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greedy", beam_size: int = 10,
            lm_path: Path | None = None, lm_weight: float = 0.5, word_bonus: float = 0.0,
            lexicon_path: Path | None = None, device: str = "cpu", max_frames: int = MAX_FRAMES,
@@ -53,9 +79,7 @@ def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greed
     data.check_length(data.utts, max_frames)
     search = None
     if method == "beam":
-        search = BeamSearch(tokenizer.units, beam_size=beam_size, lm_weight=lm_weight, word_bonus=word_bonus,
-                            lm=NgramLM.load(lm_path) if lm_path else None,
-                            lexicon=read_lexicon(lexicon_path) if lexicon_path else None)
+        search = BeamOptions(lm_path, lexicon_path, lm_weight, word_bonus, beam_size).search(tokenizer.units)
     hyps: dict[str, str] = {}
     began = time.perf_counter()
     with torch.no_grad():

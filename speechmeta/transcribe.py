@@ -17,9 +17,7 @@ from speechmeta.data.audio import load_audio
 from speechmeta.data.cmvn import apply_cmvn
 from speechmeta.data.dataset import MAX_FRAMES
 from speechmeta.data.fbank import fbank
-from speechmeta.decode import read_lexicon
-from speechmeta.lm import NgramLM
-from speechmeta.model.beam_search import BeamSearch
+from speechmeta.decode import BeamOptions
 from speechmeta.model.ctc import greedy_decode
 from speechmeta.train import autocast, load_model, resolve_device
 
@@ -38,9 +36,7 @@ def transcribe(model_path: str | os.PathLike, files: list[str | os.PathLike], pr
     mode = "utterance" if cfg.cmvn == "speaker" else cfg.cmvn
     search = None
     if lm_path or lexicon_path:
-        search = BeamSearch(tokenizer.units, beam_size=beam_size, lm_weight=lm_weight, word_bonus=word_bonus,
-                            lm=NgramLM.load(lm_path) if lm_path else None,
-                            lexicon=read_lexicon(lexicon_path) if lexicon_path else None)
+        search = BeamOptions(lm_path, lexicon_path, lm_weight, word_bonus, beam_size).search(tokenizer.units)
     out = []
     for path in files:
         samples = load_audio(path, cfg.fbank.sample_rate, utt=Path(path).stem)

@@ -19,6 +19,7 @@ from speechmeta.adapt_eval import evaluate, load_or_tune, tune  # noqa: E402
 from speechmeta.cli import main  # noqa: E402
 from speechmeta.config import load_config  # noqa: E402
 from speechmeta.data.datadir import DataDir  # noqa: E402
+from speechmeta.decode import BeamOptions  # noqa: E402
 from speechmeta.meta_train import meta_train  # noqa: E402
 from speechmeta.profile import ProfileError, file_sha256, load_profile, save_profile  # noqa: E402
 from speechmeta.report import write_report  # noqa: E402
@@ -176,3 +177,30 @@ def test_tuning_scores_dev_utterances_spread_over_the_list():
     chosen = spread(utts, 20)
     assert len(chosen) == 20 == len(set(chosen)) and {u.split("-")[1] for u in chosen} == {str(d) for d in range(10)}
     assert spread(utts[:5], 20) == utts[:5]
+
+
+def test_adapt_eval_beam_matches_decode_and_redoes_other_decodings(exp, tmp_path):
+    base = exp / "base" / "average.pt"
+    lm, lexicon = tmp_path / "lm.json", tmp_path / "words.txt"
+    assert main(["train-lm", "--text", str(exp / "train" / "text"), "--order", "2", "--out", str(lm)]) == 0
+    lexicon.write_text("\n".join(sorted({w for line in (exp / "train" / "text").read_text().splitlines()
+                                         for w in line.split()[1:]})) + "\n")
+    beam = BeamOptions(lm, lexicon, lm_weight=0.3, word_bonus=1.0, beam_size=4)
+    ad = load_adapter(base, "none", device="cpu")
+    out = tmp_path / "none"
+    [summary] = evaluate(ad, exp / "test", exp / "fewshot", [1], [0], out, progress=False, beam=beam)
+    assert summary["decoding"] == beam.describe() and summary["decoding"]["method"] == "beam"
+    assert main(["decode", "--model", str(base), "--data", str(exp / "test"), "--out", str(tmp_path / "dec"),
+                 "--method", "beam", "--beam", "4", "--lm", str(lm), "--lm-weight", "0.3", "--word-bonus", "1",
+                 "--lexicon", str(lexicon)]) == 0
+    decoded = dict(line.partition(" ")[::2] for line in (tmp_path / "dec" / "hyp.txt").read_text().splitlines())
+    evaluated = dict(line.partition(" ")[::2] for line in (out / "k0" / "seed0" / "hyp.txt").read_text().splitlines())
+    assert evaluated and all(decoded[u] == h for u, h in evaluated.items())
+    words = set(lexicon.read_text().split())
+    assert all(set(h.split()) <= words for h in evaluated.values())  # the lexicon was used
+    # kept when decoded the same way, done again (greedy) when not
+    (out / "k0" / "seed0" / "hyp.txt").write_text("kept\n")
+    evaluate(ad, exp / "test", exp / "fewshot", [1], [0], out, progress=False, beam=beam)
+    assert (out / "k0" / "seed0" / "hyp.txt").read_text() == "kept\n"
+    [greedy] = evaluate(ad, exp / "test", exp / "fewshot", [1], [0], out, progress=False)
+    assert greedy["decoding"] == {"method": "greedy"} and (out / "k0" / "seed0" / "hyp.txt").read_text() != "kept\n"

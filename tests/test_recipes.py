@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,15 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     assert len(runs) == 1 and (runs[0] / "git_revision.txt").read_text().strip()
     options = (runs[0] / "options.txt").read_text()
     assert "speakers=8" in options and "shots=2" in options  # the recipe's own options and the shared ones
+    # adaptation is decoded like the base model: beam search with its lexicon and the weights tuned on valid
+    best = (tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt").read_text().splitlines()[-1]
+    weight, bonus = (float(x) for x in re.search(r"lm_weight=(\S+) word_bonus=(\S+)", best).groups())
+    lexicon = str(tmp_path / "data" / "lang_char" / "words.txt")
+    for method, k in (("none", 0), ("lhuc", 2), ("fomaml", 2)):
+        summary = tmp_path / "exp" / "adapt" / method / f"k{k}" / "seed0" / "summary.json"
+        decoding = json.loads(summary.read_text())["decoding"]
+        assert decoding["method"] == "beam" and decoding["lexicon"] == lexicon
+        assert (decoding["lm_weight"], decoding["word_bonus"]) == (weight, bonus)
 
     again = run_recipe("synth", tmp_path, *opts)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -32,6 +32,8 @@ lexicon=${lexicon:-}                            # word list for the beam search 
                                                 # stage 1 writes the training text's words to data/lang_char/words.txt)
 lm_weights=${lm_weights:-"0.1 0.2 0.3 0.5"}      # beam search of the base model: LM weights tried on valid
 word_bonuses=${word_bonuses:-"0.0 1.0 2.0 3.0"} # and word bonuses
+adapt_decoding=${adapt_decoding:-beam}          # stage 5's adaptation runs: beam (LM, lexicon and the weights tuned
+                                                # for the base model) or greedy
 test_sets=${test_sets:-test}                    # held-out data dirs scored (data/<set>); reports per set
 data=${data:-data}                              # where data dirs go
 exp=${exp:-exp}                                 # where models, decodings and reports go
@@ -121,8 +123,17 @@ if step 5 $exp/.adapt.done; then
     out=$exp/adapt; [ "$set" = test ] || out=$exp/adapt_$set
     LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses "$TEMPLATE/decode_score.sh" "$exp/base/average.pt" \
       "$data/$set" "$exp/base/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
+    decoding=()
+    if [ "$adapt_decoding" = beam ]; then  # the base model's beam settings, tuned on valid by decode_score.sh
+      read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' \
+        "$exp/base/tune_valid/beam_tuning.txt")"
+      decoding=(--lm "$data/lang_char/lm3.json" --lm-weight "$weight" --word-bonus "$bonus")
+      [ -n "$lexicon" ] && decoding+=(--lexicon "$lexicon")
+    elif [ "$adapt_decoding" != greedy ]; then
+      echo "$0: --adapt-decoding must be beam or greedy, not '$adapt_decoding'" >&2; exit 1
+    fi
     for method in $baselines $meta_algorithms; do
-      [ -f "$out/$method/.done" ] && continue
+      [ -f "$out/$method/.done" ] && [ "$(cat "$out/$method/.done")" = "decoding: ${decoding[*]}" ] && continue
       case $method in
         none) args=(--model "$exp/base/average.pt" --method none) ;;
         finetune|lhuc|adapter) lrs=${method}_lrs
@@ -132,8 +143,8 @@ if step 5 $exp/.adapt.done; then
       speechmeta adapt-eval "${args[@]}" --data "$data/$set" --fewshot "$data/fewshot_$set" --shots $shots \
         --seeds $seeds --tune-data "$data/dev" --tune-fewshot "$data/fewshot_dev" --tune-steps $tune_steps \
         --tune-max-utts "$tune_utts" --tune-out "$exp/tune/$method.json" --out "$out/$method" --device "$device" \
-        --no-progress
-      touch "$out/$method/.done"
+        --no-progress "${decoding[@]}"
+      echo "decoding: ${decoding[*]}" > "$out/$method/.done"
     done
   done
   touch $exp/.adapt.done
