@@ -70,6 +70,7 @@ class MetaConfig:
     checkpoint_every: int = 50
     eval_every: int = 25  # query loss before/after adaptation on fixed validation tasks
     eval_tasks: int = 8
+    keep: str = "best"  # meta.pt: "best" (lowest validation query loss after adaptation, early stopping) or "last"
     batched: bool = False  # all speakers of a meta-batch in one vmap pass (the GPU path) instead of a loop
     seed: int = 0
     device: str = "auto"

@@ -55,6 +55,18 @@ def append_csv_row(path: str | os.PathLike, fields: list[str], row: dict) -> Non
         writer.writerow(row)
 
 
+def read_csv_rows(path: str | os.PathLike) -> list[dict]:
+    """The complete rows of a metrics CSV (none when it does not exist)."""
+    import csv
+    import io
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1])))
+
+
 def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
     """Delete the temporary files (`.NAME.XXXX.tmp`) that killed atomic writes left in `directory`; returns them.
     Only while no other process writes there (a run owns its experiment folder)."""

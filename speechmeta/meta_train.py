@@ -4,8 +4,11 @@ Each meta-step draws B training speakers (tasks), adapts the chosen parameter se
 utterances, scores the adapted model on Q query utterances, and updates the initialization of the adapted
 parameters (and, for Meta-SGD, the per-tensor inner learning rates) with Adam on the task-averaged meta-gradient.
 Every `eval_every` steps the mean query loss before and after adaptation on fixed validation tasks goes to
-metrics.csv: the meta-training curve. The meta checkpoint holds the model with the meta-learned initialization and
-the adaptation rule (algorithm, parameter set, inner steps, inner rates), so `adapt` can apply it.
+metrics.csv: the meta-training curve. `meta.keep=best` makes meta.pt the model of the evaluation with the lowest
+query loss after adaptation (kept in best.pt as training goes: early stopping on the validation speakers, since
+the initialization can overfit the few training speakers); `last` the final one. The meta checkpoint holds the
+model with the meta-learned initialization and the adaptation rule (algorithm, parameter set, inner steps, inner
+rates), so `adapt` can apply it.
 
 `meta.batched=true` computes all speakers of a meta-batch in one vmap pass (the GPU path). Under
 `torchrun --nproc-per-node N -m speechmeta.cli meta-train ...` each process takes a share of the meta-batch's
@@ -15,6 +18,7 @@ speakers and the summed meta-gradients are all-reduced (NCCL on GPU, gloo on CPU
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
@@ -27,7 +31,7 @@ from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_che
 from speechmeta.config import Config, MetaConfig, save_config, to_dict
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
-from speechmeta.fileio import append_csv_row, keep_csv_rows, remove_stale_temps
+from speechmeta.fileio import append_csv_row, keep_csv_rows, read_csv_rows, remove_stale_temps
 from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
@@ -69,6 +73,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     mc = cfg.meta
     if mc.algorithm not in ALGORITHMS:
         raise ValueError(f"meta.algorithm must be one of {', '.join(ALGORITHMS)}, not '{mc.algorithm}'")
+    if mc.keep not in ("best", "last"):
+        raise ValueError(f"meta.keep must be best or last, not '{mc.keep}'")
     rank, world = init_distributed()
     exp_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(mc.device)
@@ -140,14 +146,28 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     metrics_path = exp_dir / "metrics.csv"
     if main:
         keep_csv_rows(metrics_path, lambda row: int(row["step"]) < step)  # rows before the checkpoint's step
+    best = math.inf  # the lowest query loss after adaptation so far, whose model best.pt holds
+    if main and (exp_dir / "best.pt").exists():
+        if load_checkpoint(exp_dir / "best.pt")["step"] < step:  # from the steps this run continues
+            best = min((float(r["query_loss_after"]) for r in read_csv_rows(metrics_path)), default=math.inf)
+        else:
+            (exp_dir / "best.pt").unlink()
+
+    def track(result: dict) -> None:
+        nonlocal best
+        append_csv_row(metrics_path, METRICS, result)
+        log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", result["step"],
+                 result["query_loss_before"], result["query_loss_after"])
+        if mc.keep == "best" and result["query_loss_after"] < best:
+            best = result["query_loss_after"]
+            save(exp_dir / "best.pt")
+
     result: dict = {}
     bar = tqdm(total=mc.meta_steps, initial=step, desc=f"meta-train {mc.algorithm}", disable=not (progress and main))
     while step < mc.meta_steps:
         if main and step % mc.eval_every == 0:
             result = evaluate()
-            append_csv_row(metrics_path, METRICS, result)
-            log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", step,
-                     result["query_loss_before"], result["query_loss_after"])
+            track(result)
         fast, frozen = split_params(model, names)
         second_order = mc.algorithm == "maml" or (mc.algorithm == "metasgd" and not mc.first_order)
         loss = ctc_task_loss(model, frozen, twice_differentiable=second_order, vmappable=mc.batched)
@@ -177,11 +197,15 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     bar.close()
     if main:
         result = evaluate()
-        append_csv_row(metrics_path, METRICS, result)
-        log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", step, result["query_loss_before"],
-                 result["query_loss_after"])
+        track(result)
         save(exp_dir / f"step-{step}.pt")
-        save(exp_dir / "meta.pt")
+        if mc.keep == "best" and (exp_dir / "best.pt").exists():
+            kept = load_checkpoint(exp_dir / "best.pt")
+            save_checkpoint(exp_dir / "meta.pt", kept)
+            log.info("meta.pt: the model of meta-step %d (validation query loss after adaptation %.4f)",
+                     kept["step"], best)
+        else:
+            save(exp_dir / "meta.pt")
     return result
 
 

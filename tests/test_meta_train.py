@@ -30,7 +30,7 @@ def test_meta_train_runs_and_saves_the_rule(base, tmp_path, algorithm, param_set
     cfg = load_config(overrides=["model.size=tiny", f"meta.algorithm={algorithm}", f"meta.param_set={param_set}",
                                  "meta.meta_steps=2", "meta.speakers_per_batch=2", "meta.shots=2", "meta.query=2",
                                  "meta.inner_steps=1", "meta.eval_every=1", "meta.eval_tasks=1",
-                                 "meta.checkpoint_every=1", "meta.device=cpu"])
+                                 "meta.checkpoint_every=1", "meta.device=cpu", "meta.keep=last"])
     result = meta_train(cfg, base / "base" / "average.pt", base / "train", base / "test", tmp_path, progress=False)
     assert torch.isfinite(torch.tensor([result["query_loss_before"], result["query_loss_after"]])).all()
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
@@ -49,7 +49,7 @@ def test_meta_train_runs_and_saves_the_rule(base, tmp_path, algorithm, param_set
 def meta_overrides(*extra: str) -> list[str]:
     return ["meta.algorithm=fomaml", "meta.param_set=lhuc", "meta.meta_steps=2", "meta.speakers_per_batch=2",
             "meta.shots=2", "meta.query=2", "meta.inner_steps=2", "meta.eval_every=10", "meta.eval_tasks=1",
-            "meta.checkpoint_every=0", "meta.device=cpu", *extra]
+            "meta.checkpoint_every=0", "meta.device=cpu", "meta.keep=last", *extra]
 
 
 def assert_same_model(a: Path, b: Path) -> None:
@@ -82,3 +82,27 @@ def test_two_gloo_processes_equal_one(base, tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert_same_model(tmp_path / "one" / "meta.pt", tmp_path / "two" / "meta.pt")
+
+
+def test_keep_best_is_the_lowest_validation_query_loss_and_survives_a_resume(base, tmp_path):
+    def run(steps: int, out: Path, resume: bool = False) -> None:
+        cfg = load_config(overrides=[*meta_overrides("meta.keep=best", f"meta.meta_steps={steps}", "meta.eval_every=1",
+                                                     "meta.checkpoint_every=1", "meta.outer_lr=0.05")])
+        meta_train(cfg, base / "base" / "average.pt", base / "train", base / "test", out, resume=resume,
+                   progress=False)
+
+    run(4, tmp_path / "a")
+    rows = list(csv.DictReader(open(tmp_path / "a" / "metrics.csv")))
+    losses = [float(r["query_loss_after"]) for r in rows]
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4] and len(set(losses)) > 1
+    kept = load_checkpoint(tmp_path / "a" / "meta.pt")
+    assert kept["step"] == losses.index(min(losses))
+    assert_same_model(tmp_path / "a" / "meta.pt", tmp_path / "a" / "best.pt")
+    # stopped after 2 steps, then resumed to 4: the same choice as the uninterrupted run
+    run(2, tmp_path / "b")
+    run(4, tmp_path / "b", resume=True)
+    assert load_checkpoint(tmp_path / "b" / "meta.pt")["step"] == kept["step"]
+    assert_same_model(tmp_path / "a" / "meta.pt", tmp_path / "b" / "meta.pt")
+    with pytest.raises(ValueError, match="meta.keep must be best or last"):
+        meta_train(load_config(overrides=meta_overrides("meta.keep=first")), base / "base" / "average.pt",
+                   base / "train", base / "test", tmp_path / "c", progress=False)
