@@ -27,6 +27,7 @@ from speechmeta.data.dataset import MAX_FRAMES, UttData, length_batches
 from speechmeta.decode import GREEDY, BeamOptions
 from speechmeta.fileio import atomic_write_lines, atomic_write_text
 from speechmeta.model.beam_search import BeamSearch
+from speechmeta.profile import file_sha256
 from speechmeta.scoring import score, write_report
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,11 @@ def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds
             where = out / f"k{k}" / f"seed{seed}"
             if (where / "wer.json").exists():
                 kept = json.loads((where / "summary.json").read_text())
-                if kept.get("decoding", GREEDY) == describe(beam):
+                if kept.get("decoding", GREEDY) == describe(beam) and kept.get("model_sha256") == ad.model_sha256:
                     summaries.append(kept)
                     continue
-                log.info("%s was decoded otherwise (%s): doing it again", where, kept.get("decoding", GREEDY))
+                log.info("%s came from another model or decoding (%s): doing it again", where,
+                         kept.get("decoding", GREEDY))
                 (where / "wer.json").unlink()
             support = read_lists(fewshot / f"support.k{k}.seed{seed}") if k else {s: [] for s in test}
             spks = sorted(s for s in test if s in support)
@@ -101,14 +103,14 @@ def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds
             result = score(ref, hyps, utt2spk)
             result.update({"method": ad.method, "k": k, "seed": seed, "steps": ad.steps if k else 0,
                            "adapt_seconds_per_speaker": seconds / max(len(spks), 1), "unsupervised": unsupervised,
-                           "decoding": describe(beam)})
+                           "decoding": describe(beam), "model_sha256": ad.model_sha256})
             where.mkdir(parents=True, exist_ok=True)
             atomic_write_lines(where / "hyp.txt", [f"{u} {hyps[u]}".rstrip() for u in sorted(hyps)])
             atomic_write_lines(where / "ref.txt", [f"{u} {ref[u]}" for u in sorted(ref)])
             atomic_write_lines(where / "utt2spk", [f"{u} {utt2spk[u]}" for u in sorted(utt2spk)])
             summary = {k2: result[k2] for k2 in ("method", "k", "seed", "steps", "wer", "cer", "errors", "ref_words",
                                                   "char_errors", "chars", "speakers", "adapt_seconds_per_speaker",
-                                                  "unsupervised", "decoding", "per_speaker")}
+                                                  "unsupervised", "decoding", "model_sha256", "per_speaker")}
             atomic_write_text(where / "summary.json", json.dumps(summary, indent=1) + "\n")
             write_report(result, where)  # wer.json last: it marks the (K, seed) finished
             log.info("%s K=%d seed=%d: %s, CER %.2f%% (%d speakers, %.2f s adaptation per speaker)", ad.method, k,
@@ -159,15 +161,15 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
             log.info("tune %s: lr %s, %d steps: dev WER %.4f", method, lr, m, grid[-1]["wer"])
     best = min(grid, key=lambda r: (r["wer"], r["steps"]))
     return {"method": method, "model": str(model_path), "dev": str(data_dir), "shots": shots, "seed": seed,
-            "settings": tune_settings(shots, seed, lrs, milestones, max_test_utts, beam),
+            "settings": tune_settings(shots, seed, lrs, milestones, max_test_utts, beam, file_sha256(model_path)),
             "best": {"steps": best["steps"], "lr": best["lr"]}, "grid": grid}
 
 
 def tune_settings(shots: list[int], seed: int, lrs: list, milestones: list[int], max_test_utts: int = 20,
-                  beam: BeamOptions | None = None) -> dict:
-    """What a tuning result depends on besides the model and data: a kept result is reused only if they match."""
+                  beam: BeamOptions | None = None, model_sha256: str = "") -> dict:
+    """What a tuning result depends on besides the dev data: a kept result is reused only if they match."""
     return {"shots": shots, "seed": seed, "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts,
-            "dev_utts": "spread", "decoding": describe(beam)}
+            "dev_utts": "spread", "decoding": describe(beam), "model_sha256": model_sha256}
 
 
 def load_or_tune(path: Path, **kwargs) -> dict:
@@ -175,7 +177,7 @@ def load_or_tune(path: Path, **kwargs) -> dict:
     if path.is_file():
         kept = json.loads(path.read_text())
         asked = tune_settings(kwargs["shots"], kwargs["seed"], kwargs["lrs"], kwargs["milestones"],
-                              kwargs.get("max_test_utts", 20), kwargs.get("beam"))
+                              kwargs.get("max_test_utts", 20), kwargs.get("beam"), file_sha256(kwargs["model_path"]))
         if kept.get("settings") == asked:
             return kept
         log.info("%s was tuned with other settings: tuning again", path)

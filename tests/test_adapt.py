@@ -156,6 +156,9 @@ def test_tuning_is_kept_and_redone_when_its_settings_change(exp, tmp_path):
     again = load_or_tune(path, max_test_utts=3, **kwargs)  # more dev utterances: tuned again
     assert again["method"] == "lhuc" and again["settings"]["max_test_utts"] == 3
     assert json.loads(path.read_text()) == again
+    path.write_text(path.read_text().replace('"method": "lhuc"', '"method": "kept"'))
+    other = load_or_tune(path, max_test_utts=3, **{**kwargs, "model_path": exp / "meta" / "meta.pt"})
+    assert other["method"] == "lhuc" and other["settings"]["model_sha256"] == file_sha256(exp / "meta" / "meta.pt")
 
 
 def test_transcribe_files(exp, tmp_path, capsys):
@@ -204,3 +207,8 @@ def test_adapt_eval_beam_matches_decode_and_redoes_other_decodings(exp, tmp_path
     assert (out / "k0" / "seed0" / "hyp.txt").read_text() == "kept\n"
     [greedy] = evaluate(ad, exp / "test", exp / "fewshot", [1], [0], out, progress=False)
     assert greedy["decoding"] == {"method": "greedy"} and (out / "k0" / "seed0" / "hyp.txt").read_text() != "kept\n"
+    # and done again for another model (a meta-trained one: its own K=0 row)
+    (out / "k0" / "seed0" / "hyp.txt").write_text("kept\n")
+    evaluate(load_adapter(exp / "meta" / "meta.pt", "none", device="cpu"), exp / "test", exp / "fewshot", [1], [0],
+             out, progress=False)
+    assert (out / "k0" / "seed0" / "hyp.txt").read_text() != "kept\n"
