@@ -132,8 +132,7 @@ if step 5 $exp/.adapt.done; then
     elif [ "$adapt_decoding" != greedy ]; then
       echo "$0: --adapt-decoding must be beam or greedy, not '$adapt_decoding'" >&2; exit 1
     fi
-    for method in $baselines $meta_algorithms; do
-      [ -f "$out/$method/.done" ] && [ "$(cat "$out/$method/.done")" = "decoding: ${decoding[*]}" ] && continue
+    for method in $baselines $meta_algorithms; do  # adapt-eval keeps what it finished for the same model and decoding
       case $method in
         none) args=(--model "$exp/base/average.pt" --method none) ;;
         finetune|lhuc|adapter) lrs=${method}_lrs
@@ -144,7 +143,6 @@ if step 5 $exp/.adapt.done; then
         --seeds $seeds --tune-data "$data/dev" --tune-fewshot "$data/fewshot_dev" --tune-steps $tune_steps \
         --tune-max-utts "$tune_utts" --tune-out "$exp/tune/$method.json" --out "$out/$method" --device "$device" \
         --no-progress "${decoding[@]}"
-      echo "decoding: ${decoding[*]}" > "$out/$method/.done"
     done
   done
   touch $exp/.adapt.done
