@@ -251,6 +251,8 @@ def adapt_to_speaker(model_path: Path, data_dir: Path, spk: str, out: Path, k: i
             "confidence": confidence, "adapt_seconds": round(seconds, 3),
             "lrs": {n: float(v) for n, v in ad.lrs.items()} if len(ad.lrs) <= 64 else
             {"mean": float(torch.stack(list(ad.lrs.values())).mean())}, "model": str(model_path)}
+    if ad.cfg.cmvn == "speaker":  # the speaker's CMVN statistics, for transcribing their other recordings
+        info["cmvn_stats"] = data.spk_stats[spk].tolist()
     save_profile(out, fast, ad.model_sha256, info)
     log.info("adapted %s to speaker %s from %d utterance(s) (%s, %d steps) in %.2f s -> %s", model_path, spk,
              len(utts), ad.method, ad.steps, seconds, out)

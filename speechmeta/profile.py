@@ -1,9 +1,10 @@
 """Speaker profiles: the tensors adapted to one speaker, in a safetensors file, plus what made them.
 
 A profile holds only the adapted tensors (LHUC scalers, adapter weights, or every weight for `finetune`) and, in the
-safetensors header, metadata: the SHA-256 of the model file it was adapted from, the method, K, steps, rates and the
-utterance ids used. safetensors holds tensors and strings only, so loading a profile cannot run code. A profile is
-refused on any other model file, and when its tensors do not match the model's adapted parameters.
+safetensors header, metadata: the SHA-256 of the model file it was adapted from, the method, K, steps, rates, the
+utterance ids used and, for a model with per-speaker CMVN, the speaker's statistics. safetensors holds tensors and
+strings only, so loading a profile cannot run code. A profile is refused on any other model file, and when its
+tensors do not match the model's adapted parameters.
 """
 
 from __future__ import annotations

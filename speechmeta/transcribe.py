@@ -1,8 +1,9 @@
 """`speechmeta transcribe`: text for audio files, with a model and optionally a speaker profile.
 
 For a person's own recordings: no data dir needed. Each file is read (WAV/FLAC, mixed to mono, resampled), turned
-into the model's features (its fbank config and CMVN; per-speaker CMVN falls back to per-utterance, as one file has
-no speaker statistics) and decoded greedily, or with the prefix beam search when an LM or lexicon is given.
+into the model's features (its fbank config and CMVN) and decoded greedily, or with the prefix beam search when an
+LM or lexicon is given. A model with per-speaker CMVN takes the speaker's statistics from the profile (`speechmeta
+adapt` stores them), else pools them over the files given, which are then taken to be one speaker's.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from speechmeta.adapt import apply_profile
 from speechmeta.data.audio import load_audio
-from speechmeta.data.cmvn import apply_cmvn
+from speechmeta.data.cmvn import accumulate, apply_cmvn
 from speechmeta.data.dataset import MAX_FRAMES
 from speechmeta.data.fbank import fbank
 from speechmeta.decode import BeamOptions
@@ -28,19 +30,22 @@ def transcribe(model_path: str | os.PathLike, files: list[str | os.PathLike], pr
     """(file, text) for each file, in order."""
     dev = resolve_device(device)
     model, tokenizer, cfg, state = load_model(model_path, str(dev))
-    if profile is not None:
-        apply_profile(model, model_path, profile)
+    info = apply_profile(model, model_path, profile) if profile is not None else {}
     model.eval()
     stats = state.get("cmvn_global")
     stats = stats.numpy() if stats is not None else None
-    mode = "utterance" if cfg.cmvn == "speaker" else cfg.cmvn
+    if cfg.cmvn == "speaker":
+        stats = np.array(info["cmvn_stats"]) if "cmvn_stats" in info else None
     search = None
     if lm_path or lexicon_path:
         search = BeamOptions(lm_path, lexicon_path, lm_weight, word_bonus, beam_size).search(tokenizer.units)
+    raw = {path: fbank(load_audio(path, cfg.fbank.sample_rate, utt=Path(path).stem), cfg.fbank) for path in files}
+    if cfg.cmvn == "speaker" and stats is None:
+        for feats in raw.values():
+            stats = accumulate(stats, feats)
     out = []
     for path in files:
-        samples = load_audio(path, cfg.fbank.sample_rate, utt=Path(path).stem)
-        feats = apply_cmvn(fbank(samples, cfg.fbank), mode, stats)
+        feats = apply_cmvn(raw[path], cfg.cmvn, stats)
         if feats.shape[0] < 7:  # the conv subsampling needs 7 frames for one output frame
             raise ValueError(f"{path}: too short to transcribe ({feats.shape[0]} frames of "
                              f"{cfg.fbank.frame_shift_ms:g} ms)")

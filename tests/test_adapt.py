@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_base
@@ -212,3 +213,34 @@ def test_adapt_eval_beam_matches_decode_and_redoes_other_decodings(exp, tmp_path
     evaluate(load_adapter(exp / "meta" / "meta.pt", "none", device="cpu"), exp / "test", exp / "fewshot", [1], [0],
              out, progress=False)
     assert (out / "k0" / "seed0" / "hyp.txt").read_text() != "kept\n"
+
+
+def test_per_speaker_cmvn_travels_in_the_profile_to_transcribe(exp, tmp_path):
+    from speechmeta.data.cmvn import load_cmvn
+    from speechmeta.train import train
+    from speechmeta.transcribe import transcribe
+
+    cfg = load_config(overrides=["model.size=tiny", "train.epochs=1", "train.average_last=1", "model.dropout=0.0",
+                                 "cmvn=speaker"])
+    train(cfg, exp / "train", exp / "train", exp / "units.txt", tmp_path / "spk", progress=False)
+    model = tmp_path / "spk" / "average.pt"
+    test = DataDir.load(exp / "test")
+    spk = test.spks[0]
+    info = adapt_to_speaker(model, exp / "test", spk, tmp_path / "p.safetensors", k=2, method="lhuc", steps=1,
+                            lr=5.0, device="cpu")
+    np.testing.assert_allclose(np.array(info["cmvn_stats"]), load_cmvn(exp / "test" / "cmvn.npz")[1][spk])
+    utts = test.spk2utt[spk]
+    wavs = [test.audio(u).path for u in utts]
+    # with the profile: the speaker's statistics, as `decode --profile` on the data dir uses them
+    assert main(["decode", "--model", str(model), "--data", str(exp / "test"), "--out", str(tmp_path / "dec"),
+                 "--profile", str(tmp_path / "p.safetensors")]) == 0
+    decoded = dict(line.partition(" ")[::2] for line in (tmp_path / "dec" / "hyp.txt").read_text().splitlines())
+    texts = [t for _, t in transcribe(model, wavs, tmp_path / "p.safetensors")]
+    assert texts == [decoded[u] for u in utts] and any(texts)
+    # without one: pooled over the files given (here all of the speaker's: the data dir's statistics again), and
+    # other than per-file statistics
+    pooled = [t for _, t in transcribe(model, wavs)]
+    assert main(["decode", "--model", str(model), "--data", str(exp / "test"), "--out", str(tmp_path / "plain")]) == 0
+    plain = dict(line.partition(" ")[::2] for line in (tmp_path / "plain" / "hyp.txt").read_text().splitlines())
+    assert pooled == [plain[u] for u in utts]
+    assert [transcribe(model, [w])[0][1] for w in wavs] != pooled
