@@ -59,6 +59,13 @@ def describe(beam: BeamOptions | None) -> dict:
     return beam.describe() if beam else GREEDY
 
 
+def schedule(ad: Adapter, k: int) -> dict:
+    """The adaptation a (K, seed) result was made with: steps and mean rate (none at K=0)."""
+    if not k or not ad.lrs:
+        return {"steps": 0, "lr_mean": None}
+    return {"steps": ad.steps, "lr_mean": round(float(torch.stack(list(ad.lrs.values())).mean()), 8)}
+
+
 def support_batches(ad: Adapter, data: UttData, support: dict[str, list[str]], spks: list[str], unsupervised: bool,
                     min_confidence: float) -> list[dict]:
     batches = [data.batch(support[s]) for s in spks]
@@ -82,11 +89,11 @@ def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds
             where = out / f"k{k}" / f"seed{seed}"
             if (where / "wer.json").exists():
                 kept = json.loads((where / "summary.json").read_text())
-                if kept.get("decoding", GREEDY) == describe(beam) and kept.get("model_sha256") == ad.model_sha256:
+                if (kept.get("decoding", GREEDY) == describe(beam) and kept.get("model_sha256") == ad.model_sha256
+                        and {"steps": kept.get("steps"), "lr_mean": kept.get("lr_mean")} == schedule(ad, k)):
                     summaries.append(kept)
                     continue
-                log.info("%s came from another model or decoding (%s): doing it again", where,
-                         kept.get("decoding", GREEDY))
+                log.info("%s came from another model, schedule or decoding: doing it again", where)
                 (where / "wer.json").unlink()
             support = read_lists(fewshot / f"support.k{k}.seed{seed}") if k else {s: [] for s in test}
             spks = sorted(s for s in test if s in support)
@@ -101,16 +108,16 @@ def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds
             ref = {u: ad.tokenizer.norm(data.data.text[u]) for u in hyps}
             utt2spk = {u: data.data.utt2spk[u] for u in hyps}
             result = score(ref, hyps, utt2spk)
-            result.update({"method": ad.method, "k": k, "seed": seed, "steps": ad.steps if k else 0,
+            result.update({"method": ad.method, "k": k, "seed": seed, **schedule(ad, k),
                            "adapt_seconds_per_speaker": seconds / max(len(spks), 1), "unsupervised": unsupervised,
                            "decoding": describe(beam), "model_sha256": ad.model_sha256})
             where.mkdir(parents=True, exist_ok=True)
             atomic_write_lines(where / "hyp.txt", [f"{u} {hyps[u]}".rstrip() for u in sorted(hyps)])
             atomic_write_lines(where / "ref.txt", [f"{u} {ref[u]}" for u in sorted(ref)])
             atomic_write_lines(where / "utt2spk", [f"{u} {utt2spk[u]}" for u in sorted(utt2spk)])
-            summary = {k2: result[k2] for k2 in ("method", "k", "seed", "steps", "wer", "cer", "errors", "ref_words",
-                                                  "char_errors", "chars", "speakers", "adapt_seconds_per_speaker",
-                                                  "unsupervised", "decoding", "model_sha256", "per_speaker")}
+            summary = {k2: result[k2] for k2 in (
+                "method", "k", "seed", "steps", "lr_mean", "wer", "cer", "errors", "ref_words", "char_errors", "chars",
+                "speakers", "adapt_seconds_per_speaker", "unsupervised", "decoding", "model_sha256", "per_speaker")}
             atomic_write_text(where / "summary.json", json.dumps(summary, indent=1) + "\n")
             write_report(result, where)  # wer.json last: it marks the (K, seed) finished
             log.info("%s K=%d seed=%d: %s, CER %.2f%% (%d speakers, %.2f s adaptation per speaker)", ad.method, k,

@@ -48,19 +48,30 @@ def cmd_adapt_eval(args: argparse.Namespace) -> int:
     beam = None
     if args.lm or args.lexicon:
         beam = BeamOptions(args.lm, args.lexicon, args.lm_weight, args.word_bonus, args.beam)
-    if args.tune_data and args.method != "none":
-        tuned = load_or_tune(args.tune_out or args.out / "tune.json", model_path=args.model, method=args.method,
-                             data_dir=args.tune_data, fewshot=args.tune_fewshot, shots=args.shots,
-                             seed=args.seeds[0], lrs=args.tune_lrs or [None], milestones=args.tune_steps,
-                             max_test_utts=args.tune_max_utts, device=args.device, progress=not args.no_progress,
-                             beam=beam)
-        steps, lr = tuned["best"]["steps"], tuned["best"]["lr"]
-        log.info("tuned on %s: %d steps, lr %s", args.tune_data, steps, lr)
-    ad = load_adapter(args.model, args.method, steps, lr, args.device)
-    summaries = evaluate(ad, args.data, args.fewshot, args.shots, args.seeds, args.out, args.unsupervised,
-                         args.min_confidence, progress=not args.no_progress, beam=beam)
+    if not args.tune_data or args.method == "none":
+        summaries = evaluate(load_adapter(args.model, args.method, steps, lr, args.device), args.data, args.fewshot,
+                             args.shots, args.seeds, args.out, args.unsupervised, args.min_confidence,
+                             progress=not args.no_progress, beam=beam)
+    else:  # tuned on dev speakers: once for all K (errors summed), or for each K alone (--tune-per-k)
+        summaries, seen = [], set()
+        tune_out = args.tune_out or args.out / "tune.json"
+        for shots in ([[k] for k in args.shots] if args.tune_per_k else [args.shots]):
+            path = tune_out.with_name(f"{tune_out.stem}.k{shots[0]}{tune_out.suffix}") if args.tune_per_k else tune_out
+            tuned = load_or_tune(path, model_path=args.model, method=args.method, data_dir=args.tune_data,
+                                 fewshot=args.tune_fewshot, shots=shots, seed=args.seeds[0],
+                                 lrs=args.tune_lrs or [None], milestones=args.tune_steps,
+                                 max_test_utts=args.tune_max_utts, device=args.device,
+                                 progress=not args.no_progress, beam=beam)
+            steps, lr = tuned["best"]["steps"], tuned["best"]["lr"]
+            log.info("tuned on %s for K=%s: %d steps, lr %s", args.tune_data, shots, steps, lr)
+            ad = load_adapter(args.model, args.method, steps, lr, args.device)
+            for s in evaluate(ad, args.data, args.fewshot, shots, args.seeds, args.out, args.unsupervised,
+                              args.min_confidence, progress=not args.no_progress, beam=beam):
+                if (s["k"], s["seed"]) not in seen:  # a meta model's K=0 comes with every K
+                    seen.add((s["k"], s["seed"]))
+                    summaries.append(s)
     for s in summaries:
-        print(f"{ad.method} K={s['k']} seed={s['seed']}: WER {100 * s['wer']:.2f}% CER {100 * s['cer']:.2f}% "
+        print(f"{s['method']} K={s['k']} seed={s['seed']}: WER {100 * s['wer']:.2f}% CER {100 * s['cer']:.2f}% "
               f"({s['speakers']} speakers, {s['adapt_seconds_per_speaker']:.2f} s/speaker)")
     return 0
 
@@ -141,6 +152,8 @@ def register(add) -> None:
     p.add_argument("--tune-steps", type=int, nargs="+", default=[1, 3, 5, 10, 20], help="step counts to try")
     p.add_argument("--tune-max-utts", type=int, default=20,
                    help="test utterances per dev speaker scored while tuning (raise it for one-word utterances)")
+    p.add_argument("--tune-per-k", action="store_true",
+                   help="tune steps (and rate) for each K alone instead of once for all K (OUT/tune.k{K}.json)")
     p.add_argument("--tune-out", type=Path, help="where the tuning result is kept (default OUT/tune.json); an "
                                                   "existing one is reused")
     p.add_argument("--unsupervised", action="store_true")

@@ -244,3 +244,23 @@ def test_per_speaker_cmvn_travels_in_the_profile_to_transcribe(exp, tmp_path):
     plain = dict(line.partition(" ")[::2] for line in (tmp_path / "plain" / "hyp.txt").read_text().splitlines())
     assert pooled == [plain[u] for u in utts]
     assert [transcribe(model, [w])[0][1] for w in wavs] != pooled
+
+
+def test_tuning_per_k_and_results_redone_for_another_schedule(exp, tmp_path):
+    out = tmp_path / "lhuc"
+    assert main(["adapt-eval", "--model", str(exp / "base" / "average.pt"), "--method", "lhuc", "--data",
+                 str(exp / "test"), "--fewshot", str(exp / "fewshot"), "--shots", "1", "2", "--out", str(out),
+                 "--tune-data", str(exp / "test"), "--tune-fewshot", str(exp / "fewshot"), "--tune-lrs", "1", "5",
+                 "--tune-steps", "1", "2", "--tune-max-utts", "2", "--tune-per-k", "--device", "cpu",
+                 "--no-progress"]) == 0
+    for k in (1, 2):
+        tuned = json.loads((out / f"tune.k{k}.json").read_text())
+        assert tuned["shots"] == [k] and len(tuned["grid"]) == 4
+        summary = json.loads((out / f"k{k}" / "seed0" / "summary.json").read_text())
+        assert summary["steps"] == tuned["best"]["steps"] and summary["lr_mean"] == tuned["best"]["lr"]
+    assert not (out / "tune.json").exists()
+    # a kept result made with another schedule is done again
+    (out / "k1" / "seed0" / "hyp.txt").write_text("kept\n")
+    ad = load_adapter(exp / "base" / "average.pt", "lhuc", 3, 0.5, device="cpu")
+    [again] = evaluate(ad, exp / "test", exp / "fewshot", [1], [0], out, progress=False)
+    assert (again["steps"], again["lr_mean"]) == (3, 0.5) and (out / "k1" / "seed0" / "hyp.txt").read_text() != "kept\n"

@@ -25,6 +25,7 @@ shots=${shots:-"5 10"}                          # K: adaptation utterances per s
 seeds=${seeds:-"0"}                             # few-shot draws (each a different support/test split)
 tune_steps=${tune_steps:-"1 3 10"}               # step counts tried on dev speakers, for every method alike
 tune_utts=${tune_utts:-20}                       # test utterances per dev speaker scored while tuning
+tune_per_k=${tune_per_k:-false}                  # true: tune the steps and rate for each K alone (else once for all K)
 finetune_lrs=${finetune_lrs:-"0.01 0.03"}        # rates tried on dev speakers per baseline
 lhuc_lrs=${lhuc_lrs:-"10 30"}
 adapter_lrs=${adapter_lrs:-"0.3 1"}
@@ -123,16 +124,17 @@ if step 5 $exp/.adapt.done; then
     out=$exp/adapt; [ "$set" = test ] || out=$exp/adapt_$set
     LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses "$TEMPLATE/decode_score.sh" "$exp/base/average.pt" \
       "$data/$set" "$exp/base/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
-    decoding=()
+    eval_opts=()
+    if [ "$tune_per_k" = true ]; then eval_opts+=(--tune-per-k); fi
     if [ "$adapt_decoding" = beam ]; then  # the base model's beam settings, tuned on valid by decode_score.sh
       read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' \
         "$exp/base/tune_valid/beam_tuning.txt")"
-      decoding=(--lm "$data/lang_char/lm3.json" --lm-weight "$weight" --word-bonus "$bonus")
-      [ -n "$lexicon" ] && decoding+=(--lexicon "$lexicon")
+      eval_opts+=(--lm "$data/lang_char/lm3.json" --lm-weight "$weight" --word-bonus "$bonus")
+      [ -n "$lexicon" ] && eval_opts+=(--lexicon "$lexicon")
     elif [ "$adapt_decoding" != greedy ]; then
       echo "$0: --adapt-decoding must be beam or greedy, not '$adapt_decoding'" >&2; exit 1
     fi
-    for method in $baselines $meta_algorithms; do  # adapt-eval keeps what it finished for the same model and decoding
+    for method in $baselines $meta_algorithms; do  # adapt-eval keeps work of the same model, schedule, decoding
       case $method in
         none) args=(--model "$exp/base/average.pt" --method none) ;;
         finetune|lhuc|adapter) lrs=${method}_lrs
@@ -142,7 +144,7 @@ if step 5 $exp/.adapt.done; then
       speechmeta adapt-eval "${args[@]}" --data "$data/$set" --fewshot "$data/fewshot_$set" --shots $shots \
         --seeds $seeds --tune-data "$data/dev" --tune-fewshot "$data/fewshot_dev" --tune-steps $tune_steps \
         --tune-max-utts "$tune_utts" --tune-out "$exp/tune/$method.json" --out "$out/$method" --device "$device" \
-        --no-progress "${decoding[@]}"
+        --no-progress "${eval_opts[@]}"
     done
   done
   touch $exp/.adapt.done
