@@ -89,6 +89,15 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert [line for line in again.stdout.splitlines() if line.startswith("stage ")] == ["stage 6: report"]
 
+    # Stage 5 again, each K tuned alone: its own tuning file, and the result made with that schedule.
+    (tmp_path / "exp" / ".adapt.done").unlink()
+    per_k = run_recipe("synth", tmp_path, *opts, "--stage", "5", "--stop-stage", "5", "--tune-per-k", "true",
+                       "--baselines", "lhuc")
+    assert per_k.returncode == 0, per_k.stderr[-3000:]
+    tuned = json.loads((tmp_path / "exp" / "tune" / "lhuc.k2.json").read_text())
+    summary = json.loads((tmp_path / "exp" / "adapt" / "lhuc" / "k2" / "seed0" / "summary.json").read_text())
+    assert tuned["shots"] == [2] and summary["steps"] == tuned["best"]["steps"]
+
     # The beam's tuning is kept per setup: decoding without the lexicon tunes again instead of reusing it.
     tuning = tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt"
     assert f"lexicon={tmp_path / 'data' / 'lang_char' / 'words.txt'} " in tuning.read_text().splitlines()[0]
