@@ -120,7 +120,8 @@ def register(add) -> None:
 
     p = add("transcribe", cmd_transcribe, "print the text of audio files",
             "Transcribe WAV/FLAC files with a model, optionally with a speaker profile (speechmeta adapt). Prints "
-            "'FILE text' per file. Greedy CTC, or prefix beam search when --lm or --lexicon is given.")
+            "'FILE text' per file. Greedy CTC, or prefix beam search when --lm or --lexicon is given. A model with "
+            "per-speaker CMVN uses the profile's statistics, or pools them over the files given (one speaker's).")
     p.add_argument("files", nargs="+", type=Path, help="audio files")
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--profile", type=Path, help="speaker profile")
