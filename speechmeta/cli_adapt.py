@@ -39,11 +39,10 @@ def cmd_adapt_eval(args: argparse.Namespace) -> int:
     from speechmeta.adapt import load_adapter
     from speechmeta.adapt_eval import evaluate, load_or_tune
     from speechmeta.cli import setup_logging
+    from speechmeta.decode import BeamOptions
 
     setup_logging(args.out / "log" / "adapt-eval.log")
     log.info("speechmeta %s", " ".join(sys.argv[1:]))
-    from speechmeta.decode import BeamOptions
-
     steps, lr = args.steps, args.lr
     beam = None
     if args.lm or args.lexicon:

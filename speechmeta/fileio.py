@@ -55,18 +55,6 @@ def append_csv_row(path: str | os.PathLike, fields: list[str], row: dict) -> Non
         writer.writerow(row)
 
 
-def read_csv_rows(path: str | os.PathLike) -> list[dict]:
-    """The complete rows of a metrics CSV (none when it does not exist)."""
-    import csv
-    import io
-
-    path = Path(path)
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8")
-    return list(csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1])))
-
-
 def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
     """Delete the temporary files (`.NAME.XXXX.tmp`) that killed atomic writes left in `directory`; returns them.
     Only while no other process writes there (a run owns its experiment folder)."""
@@ -77,15 +65,15 @@ def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
     return stale
 
 
-def keep_csv_rows(path: str | os.PathLike, keep) -> None:
+def keep_csv_rows(path: str | os.PathLike, keep) -> list[dict]:
     """Rewrite a metrics CSV with only its complete rows for which `keep(row)` is true: a resumed run drops the rows
-    it is about to write again (those after its checkpoint) and a row a kill cut short."""
+    it is about to write again (those after its checkpoint) and a row a kill cut short. Returns the rows kept."""
     import csv
     import io
 
     path = Path(path)
     if not path.exists():
-        return
+        return []
     text = path.read_text(encoding="utf-8")
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # the last line was cut short
@@ -97,6 +85,7 @@ def keep_csv_rows(path: str | os.PathLike, keep) -> None:
         writer.writeheader()
         writer.writerows(rows)
     atomic_write_text(path, out.getvalue())
+    return rows
 
 
 def _fsync_dir(directory: Path) -> None:

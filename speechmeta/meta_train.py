@@ -31,7 +31,7 @@ from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_che
 from speechmeta.config import Config, MetaConfig, save_config, to_dict
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
-from speechmeta.fileio import append_csv_row, keep_csv_rows, read_csv_rows, remove_stale_temps
+from speechmeta.fileio import append_csv_row, keep_csv_rows, remove_stale_temps
 from speechmeta.meta.algorithms import ALGORITHMS, meta_gradient
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
@@ -144,12 +144,11 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
 
     began = time.time()
     metrics_path = exp_dir / "metrics.csv"
-    if main:
-        keep_csv_rows(metrics_path, lambda row: int(row["step"]) < step)  # rows before the checkpoint's step
+    rows = keep_csv_rows(metrics_path, lambda row: int(row["step"]) < step) if main else []  # before the checkpoint
     best = math.inf  # the lowest query loss after adaptation so far, whose model best.pt holds
     if main and (exp_dir / "best.pt").exists():
         if load_checkpoint(exp_dir / "best.pt")["step"] < step:  # from the steps this run continues
-            best = min((float(r["query_loss_after"]) for r in read_csv_rows(metrics_path)), default=math.inf)
+            best = min((float(r["query_loss_after"]) for r in rows), default=math.inf)
         else:
             (exp_dir / "best.pt").unlink()
 
