@@ -63,7 +63,7 @@ class MetaConfig:
     first_order: bool = True  # Meta-SGD only: first-order meta-gradient for the rates (FOMAML/MAML fix their own)
     outer_lr: float = 1e-3
     speakers_per_batch: int = 4
-    shots: int = 5  # support utterances per speaker
+    shots: int | list[int] = 5  # support utterances per speaker; a list ([5, 10]): each meta-batch draws one K
     query: int = 5  # query utterances per speaker
     meta_steps: int = 200
     grad_clip: float = 5.0

@@ -156,6 +156,22 @@ def test_speaker_tasks():
         SpeakerTasks(spk2utt, 5, 4, 5)
 
 
+def test_speaker_tasks_with_several_k():
+    spk2utt = {f"s{i}": [f"s{i}-u{j}" for j in range(n)] for i, n in enumerate([20, 16, 14, 12])}
+    tasks = SpeakerTasks(spk2utt, shots=[2, 10], query=4, speakers_per_batch=2, seed=3)
+    assert tasks.skipped == {"s3": "12 utterances, a task needs 14 (10 support + 4 query)"}  # the largest K decides
+    drawn = set()
+    for i in range(20):
+        batch = tasks.meta_batch(i)
+        assert batch == tasks.meta_batch(i)  # a function of (seed, index): a resumed run draws the same
+        ks = {len(t.support) for t in batch}
+        assert len(ks) == 1 and all(len(t.query) == 4 and not set(t.support) & set(t.query) for t in batch)
+        drawn |= ks
+    assert drawn == {2, 10}
+    one = SpeakerTasks(spk2utt, shots=[5], query=4, speakers_per_batch=2, seed=3)
+    assert one.meta_batch(4) == SpeakerTasks(spk2utt, 5, 4, 2, seed=3).meta_batch(4)
+
+
 def test_test_time_adaptation_equals_the_functional_loop(toy):
     theta, lrs, support, _ = toy
     expected = adapt(toy_loss, theta, support, lrs, 3, True)
