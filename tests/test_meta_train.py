@@ -46,6 +46,20 @@ def test_meta_train_runs_and_saves_the_rule(base, tmp_path, algorithm, param_set
     assert moved  # the meta-learned initialization moved away from where it started
 
 
+def test_metasgd_rates_learn_at_rate_lr(base, tmp_path):
+    cfg = load_config(overrides=["model.size=tiny", "meta.algorithm=metasgd", "meta.param_set=lhuc",
+                                 "meta.meta_steps=1", "meta.speakers_per_batch=2", "meta.shots=2", "meta.query=2",
+                                 "meta.inner_steps=1", "meta.eval_every=10", "meta.eval_tasks=1", "meta.device=cpu",
+                                 "meta.checkpoint_every=0", "meta.keep=last", "meta.outer_lr=1e-6",
+                                 "meta.rate_lr=0.01"])
+    meta_train(cfg, base / "base" / "average.pt", base / "train", base / "test", tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "meta.pt")
+    moved = (torch.stack(list(state["meta"]["inner_lrs"].values())) - 0.1).abs()
+    assert moved.max() == pytest.approx(0.01, rel=1e-3)  # Adam's first step is its step size: rate_lr, not outer_lr
+    lhuc = [v for k, v in state["model"].items() if "lhuc" in k]
+    assert lhuc and max(v.abs().max().item() for v in lhuc) <= 1.01e-6  # they start at zero and move by outer_lr
+
+
 def meta_overrides(*extra: str) -> list[str]:
     return ["meta.algorithm=fomaml", "meta.param_set=lhuc", "meta.meta_steps=2", "meta.speakers_per_batch=2",
             "meta.shots=2", "meta.query=2", "meta.inner_steps=2", "meta.eval_every=10", "meta.eval_tasks=1",
