@@ -136,9 +136,11 @@ def spread(utts: list[str], n: int) -> list[str]:
 
 def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: list[int], seed: int,
          lrs: list[float | None], milestones: list[int], device: str = "cpu", max_test_utts: int = 20,
-         progress: bool = True, beam: BeamOptions | None = None) -> dict:
-    """The (steps, lr) of `method` with the lowest WER on dev speakers (errors summed over K), decoded as `beam`
-    says (greedy when None). lr None: the method's own (a meta rule's rates)."""
+         progress: bool = True, beam: BeamOptions | None = None, metric: str = "wer") -> dict:
+    """The (steps, lr) of `method` with the lowest WER (or CER: `metric`) on dev speakers (errors summed over K),
+    decoded as `beam` says (greedy when None). lr None: the method's own (a meta rule's rates)."""
+    if metric not in ("wer", "cer"):
+        raise ValueError(f"the tuning metric must be wer or cer, not '{metric}'")
     test = read_lists(fewshot / f"test.seed{seed}")
     grid: list[dict] = []
     data = None
@@ -148,7 +150,8 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
         data = data or open_data(ad, data_dir)
         search = search or (beam.search(ad.tokenizer.units) if beam else None)
         errors = {m: 0 for m in milestones}
-        words = 0
+        char_errors = {m: 0 for m in milestones}
+        words = chars = 0
         diverged = set()
         for k in shots:
             support = read_lists(fewshot / f"support.k{k}.seed{seed}")
@@ -157,26 +160,34 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
                 utts = spread([u for u in test[spk] if u in data.num_frames], max_test_utts)
                 ref = {u: ad.tokenizer.norm(data.data.text[u]) for u in utts}
                 words += sum(len(r.split()) for r in ref.values())
+                chars += sum(len(r) for r in ref.values())  # as score() counts them: spaces too
                 for m, fast in adapt_trajectory(ad, data.batch(support[spk]), milestones).items():
                     if not all(torch.isfinite(v).all() for v in fast.values()):
                         diverged.add(m)
                         errors[m] += sum(len(r.split()) for r in ref.values())
+                        char_errors[m] += sum(len(r) for r in ref.values())
                         continue
-                    errors[m] += score(ref, decode_speaker(ad, fast, data, utts, search))["errors"]
+                    scored = score(ref, decode_speaker(ad, fast, data, utts, search))
+                    errors[m] += scored["errors"]
+                    char_errors[m] += scored["char_errors"]
         for m in milestones:
-            grid.append({"lr": lr, "steps": m, "wer": errors[m] / max(words, 1), "diverged": m in diverged})
-            log.info("tune %s: lr %s, %d steps: dev WER %.4f", method, lr, m, grid[-1]["wer"])
-    best = min(grid, key=lambda r: (r["wer"], r["steps"]))
+            grid.append({"lr": lr, "steps": m, "wer": errors[m] / max(words, 1),
+                         "cer": char_errors[m] / max(chars, 1), "diverged": m in diverged})
+            log.info("tune %s: lr %s, %d steps: dev WER %.4f, CER %.4f", method, lr, m, grid[-1]["wer"],
+                     grid[-1]["cer"])
+    best = min(grid, key=lambda r: (r[metric], r["steps"]))
     return {"method": method, "model": str(model_path), "dev": str(data_dir), "shots": shots, "seed": seed,
-            "settings": tune_settings(shots, seed, lrs, milestones, max_test_utts, beam, file_sha256(model_path)),
+            "settings": tune_settings(shots, seed, lrs, milestones, max_test_utts, beam, file_sha256(model_path),
+                                      metric),
             "best": {"steps": best["steps"], "lr": best["lr"]}, "grid": grid}
 
 
 def tune_settings(shots: list[int], seed: int, lrs: list, milestones: list[int], max_test_utts: int = 20,
-                  beam: BeamOptions | None = None, model_sha256: str = "") -> dict:
+                  beam: BeamOptions | None = None, model_sha256: str = "", metric: str = "wer") -> dict:
     """What a tuning result depends on besides the dev data: a kept result is reused only if they match."""
-    return {"shots": shots, "seed": seed, "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts,
-            "dev_utts": "spread", "decoding": describe(beam), "model_sha256": model_sha256}
+    settings = {"shots": shots, "seed": seed, "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts,
+                "dev_utts": "spread", "decoding": describe(beam), "model_sha256": model_sha256}
+    return settings | ({"metric": metric} if metric != "wer" else {})  # WER: as tunings were kept before CER
 
 
 def load_or_tune(path: Path, **kwargs) -> dict:
@@ -184,7 +195,8 @@ def load_or_tune(path: Path, **kwargs) -> dict:
     if path.is_file():
         kept = json.loads(path.read_text())
         asked = tune_settings(kwargs["shots"], kwargs["seed"], kwargs["lrs"], kwargs["milestones"],
-                              kwargs.get("max_test_utts", 20), kwargs.get("beam"), file_sha256(kwargs["model_path"]))
+                              kwargs.get("max_test_utts", 20), kwargs.get("beam"), file_sha256(kwargs["model_path"]),
+                              kwargs.get("metric", "wer"))
         if kept.get("settings") == asked:
             return kept
         log.info("%s was tuned with other settings: tuning again", path)

@@ -59,7 +59,7 @@ def cmd_adapt_eval(args: argparse.Namespace) -> int:
             tuned = load_or_tune(path, model_path=args.model, method=args.method, data_dir=args.tune_data,
                                  fewshot=args.tune_fewshot, shots=shots, seed=args.seeds[0],
                                  lrs=args.tune_lrs or [None], milestones=args.tune_steps,
-                                 max_test_utts=args.tune_max_utts, device=args.device,
+                                 max_test_utts=args.tune_max_utts, device=args.device, metric=args.tune_metric,
                                  progress=not args.no_progress, beam=beam)
             steps, lr = tuned["best"]["steps"], tuned["best"]["lr"]
             log.info("tuned on %s for K=%s: %d steps, lr %s", args.tune_data, shots, steps, lr)
@@ -152,6 +152,8 @@ def register(add) -> None:
     p.add_argument("--tune-steps", type=int, nargs="+", default=[1, 3, 5, 10, 20], help="step counts to try")
     p.add_argument("--tune-max-utts", type=int, default=20,
                    help="test utterances per dev speaker scored while tuning (raise it for one-word utterances)")
+    p.add_argument("--tune-metric", choices=["wer", "cer"], default="wer",
+                   help="what the tuning minimizes on dev (cer: finer-grained where dev has few words)")
     p.add_argument("--tune-per-k", action="store_true",
                    help="tune steps (and rate) for each K alone instead of once for all K (OUT/tune.k{K}.json)")
     p.add_argument("--tune-out", type=Path, help="where the tuning result is kept (default OUT/tune.json); an "

@@ -143,6 +143,15 @@ def test_tune_picks_from_the_grid(exp):
     assert [r for r in result["grid"] if r["wer"] == best][0]["wer"] == best
     none = [r["wer"] for r in result["grid"] if r["steps"] == 0]
     assert none[0] == none[1]  # zero steps is the unadapted model whatever the rate
+    by_cer = tune(exp / "base" / "average.pt", "lhuc", exp / "test", exp / "fewshot", [1], 0, [1.0, 5.0], [0, 1, 2],
+                  device="cpu", progress=False, metric="cer")
+    assert [r["wer"] for r in by_cer["grid"]] == [r["wer"] for r in result["grid"]]  # the same decodings
+    assert all(0 <= r["cer"] for r in by_cer["grid"]) and by_cer["settings"]["metric"] == "cer"
+    lowest = min(by_cer["grid"], key=lambda r: (r["cer"], r["steps"]))
+    assert by_cer["best"] == {"steps": lowest["steps"], "lr": lowest["lr"]}
+    assert "metric" not in result["settings"]  # WER tunings keep the settings they were kept with before
+    with pytest.raises(ValueError, match="wer or cer, not 'ser'"):
+        tune(exp / "base" / "average.pt", "lhuc", exp / "test", exp / "fewshot", [1], 0, [1.0], [0], metric="ser")
 
 
 def test_tuning_is_kept_and_redone_when_its_settings_change(exp, tmp_path):
@@ -160,6 +169,9 @@ def test_tuning_is_kept_and_redone_when_its_settings_change(exp, tmp_path):
     path.write_text(path.read_text().replace('"method": "lhuc"', '"method": "kept"'))
     other = load_or_tune(path, max_test_utts=3, **{**kwargs, "model_path": exp / "meta" / "meta.pt"})
     assert other["method"] == "lhuc" and other["settings"]["model_sha256"] == file_sha256(exp / "meta" / "meta.pt")
+    path.write_text(path.read_text().replace('"method": "lhuc"', '"method": "kept"'))
+    by_cer = load_or_tune(path, max_test_utts=3, metric="cer", **{**kwargs, "model_path": exp / "meta" / "meta.pt"})
+    assert by_cer["method"] == "lhuc" and by_cer["settings"]["metric"] == "cer"  # another metric: tuned again
 
 
 def test_transcribe_files(exp, tmp_path, capsys):

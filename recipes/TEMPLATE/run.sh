@@ -26,6 +26,7 @@ seeds=${seeds:-"0"}                             # few-shot draws (each a differe
 tune_steps=${tune_steps:-"1 3 10"}               # step counts tried on dev speakers, for every method alike
 tune_utts=${tune_utts:-20}                       # test utterances per dev speaker scored while tuning
 tune_per_k=${tune_per_k:-false}                  # true: tune the steps and rate for each K alone (else once for all K)
+tune_metric=${tune_metric:-wer}                  # what tuning minimizes on dev: wer or cer
 finetune_lrs=${finetune_lrs:-"0.01 0.03"}        # rates tried on dev speakers per baseline
 lhuc_lrs=${lhuc_lrs:-"10 30"}
 adapter_lrs=${adapter_lrs:-"0.3 1"}
@@ -124,7 +125,7 @@ if step 5 $exp/.adapt.done; then
     out=$exp/adapt; [ "$set" = test ] || out=$exp/adapt_$set
     LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses "$TEMPLATE/decode_score.sh" "$exp/base/average.pt" \
       "$data/$set" "$exp/base/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
-    eval_opts=()
+    eval_opts=(--tune-metric "$tune_metric")
     if [ "$tune_per_k" = true ]; then eval_opts+=(--tune-per-k); fi
     if [ "$adapt_decoding" = beam ]; then  # the base model's beam settings, tuned on valid by decode_score.sh
       read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' \

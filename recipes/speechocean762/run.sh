@@ -15,6 +15,7 @@ pretrain_conf=conf/pretrain.yaml
 train_conf=conf/finetune.yaml
 meta_conf=conf/meta.yaml
 lexicon=             # beam-search word list (default: the corpus's resource/lexicon.txt)
+tune_metric=cer      # the targets are CER; the dev speakers' ~590 test words barely tell schedules apart
 
 configure() { [ -n "$lexicon" ] || lexicon=$corpus_dir/resource/lexicon.txt; }
 
