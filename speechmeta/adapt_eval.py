@@ -159,13 +159,14 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
                             disable=not progress, leave=False):
                 utts = spread([u for u in test[spk] if u in data.num_frames], max_test_utts)
                 ref = {u: ad.tokenizer.norm(data.data.text[u]) for u in utts}
-                words += sum(len(r.split()) for r in ref.values())
-                chars += sum(len(r) for r in ref.values())  # as score() counts them: spaces too
+                spk_words = sum(len(r.split()) for r in ref.values())
+                spk_chars = sum(len(r) for r in ref.values())  # as score() counts them: spaces too
+                words, chars = words + spk_words, chars + spk_chars
                 for m, fast in adapt_trajectory(ad, data.batch(support[spk]), milestones).items():
                     if not all(torch.isfinite(v).all() for v in fast.values()):
-                        diverged.add(m)
-                        errors[m] += sum(len(r.split()) for r in ref.values())
-                        char_errors[m] += sum(len(r) for r in ref.values())
+                        diverged.add(m)  # a diverged model gets every word and character wrong
+                        errors[m] += spk_words
+                        char_errors[m] += spk_chars
                         continue
                     scored = score(ref, decode_speaker(ad, fast, data, utts, search))
                     errors[m] += scored["errors"]

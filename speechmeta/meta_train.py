@@ -101,10 +101,10 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
 
     init = {n: p for n, p in model.named_parameters() if n in set(names)}  # the meta-learned initialization
     lrs = {n: torch.nn.Parameter(torch.tensor(mc.inner_lr, device=device)) for n in names}
-    groups = [{"params": list(init.values())}]
-    if mc.algorithm == "metasgd":  # the rates learn at their own pace: at outer_lr, 0.03 moves by 1e-4 a step
-        groups.append({"params": list(lrs.values()), "lr": mc.rate_lr or mc.outer_lr})
-    outer = [p for group in groups for p in group["params"]]
+    outer = list(init.values()) + (list(lrs.values()) if mc.algorithm == "metasgd" else [])
+    groups = [{"params": outer}]  # one group unless rate_lr is set: checkpoints of earlier runs still resume
+    if mc.algorithm == "metasgd" and mc.rate_lr:  # at outer_lr, a rate of 0.03 moves by 1e-4 a step
+        groups = [{"params": list(init.values())}, {"params": list(lrs.values()), "lr": mc.rate_lr}]
     optimizer = torch.optim.Adam(groups, lr=mc.outer_lr)
     step = 0
     last = latest(exp_dir) if resume else None
