@@ -66,6 +66,7 @@ class MetaConfig:
     speakers_per_batch: int = 4
     shots: int | list[int] = 5  # support utterances per speaker; a list ([5, 10]): each meta-batch draws one K
     query: int = 5  # query utterances per speaker
+    specaug: bool = False  # SpecAugment masks (the specaug section) on support and query utterances, as in training
     meta_steps: int = 200
     grad_clip: float = 5.0
     checkpoint_every: int = 50

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_checkpoint
 from speechmeta.config import Config, MetaConfig, save_config, to_dict
+from speechmeta.data.augment import spec_augment
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
 from speechmeta.fileio import append_csv_row, keep_csv_rows, remove_stale_temps
@@ -61,6 +62,14 @@ def query_losses(model, fast: dict, frozen: dict, lrs: dict, tasks: list[Task], 
         before.append(loss(fast, query).item())
         after.append(loss(adapt(loss, fast, support, lrs, mc.inner_steps, True), query).item())
     return sum(before) / len(before), sum(after) / len(after)
+
+
+def _augment(batch: dict, cfg: Config) -> dict:
+    """The batch with SpecAugment masks when `meta.specaug`: meta-training then sees the training speakers as base
+    training did, and continues less towards fitting them."""
+    if not cfg.meta.specaug:
+        return batch
+    return {**batch, "feats": spec_augment(batch["feats"], batch["feat_lens"], cfg.specaug)}
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -176,8 +185,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
         alphas = {n: v.detach() for n, v in lrs.items()}
         meta_batch = tasks.meta_batch(step)
         mine = meta_batch[rank::world]  # with torchrun, each process takes its share of the speakers
-        supports = [_to(train_data.batch(t.support), device) for t in mine]
-        queries = [_to(train_data.batch(t.query), device) for t in mine]
+        supports = [_to(_augment(train_data.batch(t.support), cfg), device) for t in mine]
+        queries = [_to(_augment(train_data.batch(t.query), cfg), device) for t in mine]
         g, g_lrs = task_gradient_sum(mc, loss, fast, alphas, supports, queries)
         flat = torch.cat([g[n].flatten() for n in init] + ([g_lrs[n].flatten() for n in lrs] if g_lrs else []))
         if world > 1:

@@ -120,3 +120,24 @@ def test_keep_best_is_the_lowest_validation_query_loss_and_survives_a_resume(bas
     with pytest.raises(ValueError, match="meta.keep must be best or last"):
         meta_train(load_config(overrides=meta_overrides("meta.keep=first")), base / "base" / "average.pt",
                    base / "train", base / "test", tmp_path / "c", progress=False)
+
+
+def test_specaug_masks_support_and_query_utterances(base, tmp_path, monkeypatch):
+    import speechmeta.meta_train as mt
+
+    seen: dict[str, list] = {}
+    real = mt.task_gradient_sum
+
+    def spy(mc, loss, fast, lrs, supports, queries):
+        seen.setdefault("aug" if mc.specaug else "plain", []).extend(b["feats"] for b in supports + queries)
+        return real(mc, loss, fast, lrs, supports, queries)
+
+    monkeypatch.setattr(mt, "task_gradient_sum", spy)
+    for extra in ([], ["meta.specaug=true"]):
+        meta_train(load_config(overrides=meta_overrides(*extra)), base / "base" / "average.pt", base / "train",
+                   base / "test", tmp_path / ("aug" if extra else "plain"), progress=False)
+    plain, aug = seen["plain"], seen["aug"]
+    assert len(plain) == len(aug) == 8  # 2 meta-steps x 2 speakers x (support + query): the same utterances
+    for p, a in zip(plain, aug, strict=True):
+        assert torch.equal(a, torch.where(a == 0, a, p))  # masking only: every value kept is the original one
+    assert sum(int((a == 0).sum()) for a in aug) > sum(int((p == 0).sum()) for p in plain)
