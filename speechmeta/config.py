@@ -62,6 +62,7 @@ class MetaConfig:
     inner_lr: float = 0.1  # the inner learning rate (Meta-SGD: its initial value, one per tensor, then learned)
     first_order: bool = True  # Meta-SGD only: first-order meta-gradient for the rates (FOMAML/MAML fix their own)
     outer_lr: float = 1e-3
+    outer_optimizer: str = "adam"  # adam, or sgd: steps in proportion to the meta-gradient, not one size for all
     rate_lr: float = 0.0  # Meta-SGD: Adam's step size for the inner rates (0: outer_lr, which hardly moves them)
     speakers_per_batch: int = 4
     shots: int | list[int] = 5  # support utterances per speaker; a list ([5, 10]): each meta-batch draws one K

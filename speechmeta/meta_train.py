@@ -2,7 +2,8 @@
 
 Each meta-step draws B training speakers (tasks), adapts the chosen parameter set on each speaker's K support
 utterances, scores the adapted model on Q query utterances, and updates the initialization of the adapted
-parameters (and, for Meta-SGD, the per-tensor inner learning rates) with Adam on the task-averaged meta-gradient.
+parameters (and, for Meta-SGD, the per-tensor inner learning rates) with Adam (or plain SGD:
+`meta.outer_optimizer`) on the task-averaged meta-gradient.
 Every `eval_every` steps the mean query loss before and after adaptation on fixed validation tasks goes to
 metrics.csv: the meta-training curve. `meta.keep=best` makes meta.pt the model of the evaluation with the lowest
 query loss after adaptation (kept in best.pt as training goes: early stopping on the validation speakers, since
@@ -82,6 +83,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     mc = cfg.meta
     if mc.algorithm not in ALGORITHMS:
         raise ValueError(f"meta.algorithm must be one of {', '.join(ALGORITHMS)}, not '{mc.algorithm}'")
+    if mc.outer_optimizer not in ("adam", "sgd"):
+        raise ValueError(f"meta.outer_optimizer must be adam or sgd, not '{mc.outer_optimizer}'")
     if mc.keep not in ("best", "last"):
         raise ValueError(f"meta.keep must be best or last, not '{mc.keep}'")
     rank, world = init_distributed()
@@ -114,7 +117,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     groups = [{"params": outer}]  # one group unless rate_lr is set: checkpoints of earlier runs still resume
     if mc.algorithm == "metasgd" and mc.rate_lr:  # at outer_lr, a rate of 0.03 moves by 1e-4 a step
         groups = [{"params": list(init.values())}, {"params": list(lrs.values()), "lr": mc.rate_lr}]
-    optimizer = torch.optim.Adam(groups, lr=mc.outer_lr)
+    optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[mc.outer_optimizer](groups, lr=mc.outer_lr)
     step = 0
     last = latest(exp_dir) if resume else None
     if last is not None:

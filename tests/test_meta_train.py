@@ -141,3 +141,23 @@ def test_specaug_masks_support_and_query_utterances(base, tmp_path, monkeypatch)
     for p, a in zip(plain, aug, strict=True):
         assert torch.equal(a, torch.where(a == 0, a, p))  # masking only: every value kept is the original one
     assert sum(int((a == 0).sum()) for a in aug) > sum(int((p == 0).sum()) for p in plain)
+
+
+def test_sgd_outer_step_is_the_rate_times_the_meta_gradient(base, tmp_path):
+    def change(name: str, *extra: str) -> dict:
+        meta_train(load_config(overrides=meta_overrides("meta.meta_steps=1", *extra)), base / "base" / "average.pt",
+                   base / "train", base / "test", tmp_path / name, progress=False)
+        after = load_checkpoint(tmp_path / name / "meta.pt")["model"]
+        return {k: v for k, v in after.items() if "lhuc" in k}  # LHUC scalers start at zero: the step itself
+
+    one, two = change("sgd1", "meta.outer_optimizer=sgd", "meta.outer_lr=1e-3"), \
+        change("sgd2", "meta.outer_optimizer=sgd", "meta.outer_lr=2e-3")
+    adam = change("adam", "meta.outer_lr=1e-3")
+    for k in one:
+        torch.testing.assert_close(two[k], 2 * one[k], rtol=1e-4, atol=1e-9, msg=k)  # linear in the rate
+    steps = torch.cat([v.flatten() for v in one.values()]).abs()
+    assert steps.max() > 2 * steps[steps > 0].min()  # sizes follow the gradient ...
+    moved = torch.cat([v.flatten() for v in adam.values()]).abs()
+    assert ((moved - 1e-3).abs() < 1e-6).float().mean() > 0.9  # ... where Adam's first step is the rate for nearly all
+    with pytest.raises(ValueError, match="outer_optimizer"):
+        change("bad", "meta.outer_optimizer=rmsprop")
