@@ -67,7 +67,7 @@ def query_losses(model, fast: dict, frozen: dict, lrs: dict, tasks: list[Task], 
 
 def _augment(batch: dict, cfg: Config) -> dict:
     """The batch with SpecAugment masks when `meta.specaug`: meta-training then sees the training speakers as base
-    training did, and continues less towards fitting them."""
+    training did."""
     if not cfg.meta.specaug:
         return batch
     return {**batch, "feats": spec_augment(batch["feats"], batch["feat_lens"], cfg.specaug)}

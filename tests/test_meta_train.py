@@ -143,7 +143,7 @@ def test_specaug_masks_support_and_query_utterances(base, tmp_path, monkeypatch)
     assert sum(int((a == 0).sum()) for a in aug) > sum(int((p == 0).sum()) for p in plain)
 
 
-def test_sgd_outer_step_is_the_rate_times_the_meta_gradient(base, tmp_path):
+def test_sgd_outer_step_is_linear_in_the_rate_and_sized_by_the_gradient(base, tmp_path):
     def change(name: str, *extra: str) -> dict:
         meta_train(load_config(overrides=meta_overrides("meta.meta_steps=1", *extra)), base / "base" / "average.pt",
                    base / "train", base / "test", tmp_path / name, progress=False)
