@@ -41,6 +41,7 @@ from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, 
 from speechmeta.train import leave_out_unusable, load_model, resolve_device, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
+OUTER_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "seconds"]
 
 
@@ -83,8 +84,9 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     mc = cfg.meta
     if mc.algorithm not in ALGORITHMS:
         raise ValueError(f"meta.algorithm must be one of {', '.join(ALGORITHMS)}, not '{mc.algorithm}'")
-    if mc.outer_optimizer not in ("adam", "sgd"):
-        raise ValueError(f"meta.outer_optimizer must be adam or sgd, not '{mc.outer_optimizer}'")
+    if mc.outer_optimizer not in OUTER_OPTIMIZERS:
+        raise ValueError(f"meta.outer_optimizer must be one of {', '.join(OUTER_OPTIMIZERS)}, "
+                         f"not '{mc.outer_optimizer}'")
     if mc.keep not in ("best", "last"):
         raise ValueError(f"meta.keep must be best or last, not '{mc.keep}'")
     rank, world = init_distributed()
@@ -117,7 +119,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     groups = [{"params": outer}]  # one group unless rate_lr is set: checkpoints of earlier runs still resume
     if mc.algorithm == "metasgd" and mc.rate_lr:  # at outer_lr, a rate of 0.03 moves by 1e-4 a step
         groups = [{"params": list(init.values())}, {"params": list(lrs.values()), "lr": mc.rate_lr}]
-    optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[mc.outer_optimizer](groups, lr=mc.outer_lr)
+    optimizer = OUTER_OPTIMIZERS[mc.outer_optimizer](groups, lr=mc.outer_lr)
     step = 0
     last = latest(exp_dir) if resume else None
     if last is not None:
