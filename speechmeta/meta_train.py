@@ -222,6 +222,9 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
                      kept["step"], best)
         else:
             save(exp_dir / "meta.pt")
+    if world > 1:  # leave together: a process that exits while process 0 still evaluates can abort (gloo)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return result
 
 
