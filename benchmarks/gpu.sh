@@ -3,6 +3,7 @@
 # that have a GPU side. Each step has its own time limit and writes its output under $OUT as it goes, so a step that
 # fails or runs out of time costs only itself.
 #   OUT=/tmp/gpu bash benchmarks/gpu.sh
+#   OUT=/tmp/gpu ONLY="adapt.json profile.txt" bash benchmarks/gpu.sh    # some steps only
 # Python packages the machine lacks may be carried as wheels in .whl/ (installed into /tmp/site, no network).
 set -u
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_devic
 
 step() {  # step NAME SECONDS COMMAND...: run with a limit, output to $OUT/NAME
   local name=$1 limit=$2; shift 2
+  [[ -z ${ONLY:-} || " $ONLY " == *" $name "* ]] || return 0
   echo "== $name (limit ${limit}s)"
   local began=$SECONDS
   timeout "$limit" "$@" > "$OUT/$name" 2>&1
@@ -25,8 +27,13 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, output to $OUT/NAME
   tail -n 25 "$OUT/$name"
 }
 
-step pytest_cuda.txt 130 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_batched.py
-step meta_step.json 100 python3 benchmarks/meta_step.py --device cuda --speakers 4 --repeats 3
-step adapt.json 200 python3 benchmarks/adapt.py --device cuda --speakers 1 4 16 64 256 1024 --chunk 256
-step maml_memory.json 45 python3 benchmarks/maml_memory.py --device cuda --steps 1 2 3 4 5 6
+# In order of what the figures need most, so that the command's own time limit cuts the least needed.
+step adapt.json 150 python3 benchmarks/adapt.py --device cuda --speakers 1 4 16 64 256 1024 --chunk 1024 \
+  --loop-max 16 --ops-max 64
+step cuda_graph.json 130 bash -c 'python3 benchmarks/cuda_graph_adapt.py --ctc ops --speakers 16 64 256;
+  python3 benchmarks/cuda_graph_adapt.py --ctc vmappable --speakers 64 --repeats 1'
+step profile.txt 60 python3 benchmarks/profile_adapt.py --device cuda --speakers 64 --steps 5
+step pytest_cuda.txt 100 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step meta_step.json 80 python3 benchmarks/meta_step.py --device cuda --speakers 4 --repeats 2
 step vs_higher.json 45 python3 benchmarks/vs_higher.py --device cuda --inner-steps 3 --tasks 4
+step maml_memory.json 40 python3 benchmarks/maml_memory.py --device cuda --steps 1 2 3 4 5 6

@@ -3,7 +3,8 @@
 
 Prints JSON. Random features stand in for speech (the cost depends only on shapes): S speakers, K support and Q query
 utterances of T frames each, LHUC adaptation of the chosen model size. Both paths use the tensor-op CTC so that
-only the batching differs; the loop with F.ctc_loss (what first-order meta-training uses unbatched) is also timed.
+only the batching differs; the loop with F.ctc_loss (what first-order meta-training uses unbatched) and, first order,
+the batched pass with the vmappable fused CTC (what `meta.batched=true` uses) are also timed.
     python benchmarks/meta_step.py [--device cpu|cuda] [--size small] [--speakers 4] [--frames 300] \
         [--inner-steps 3] [--repeats 3]
 """
@@ -73,6 +74,7 @@ def main() -> None:
     for algorithm in args.algorithms:
         ops_loss = ctc_task_loss(model, frozen, twice_differentiable=True)
         fused_loss = ctc_task_loss(model, frozen, twice_differentiable=False)
+        vmappable_loss = ctc_task_loss(model, frozen, vmappable=True)
 
         def loop(loss=ops_loss, algorithm=algorithm):
             for s, q in zip(supports, queries, strict=True):
@@ -85,6 +87,9 @@ def main() -> None:
                "batched_seconds": timed(batched, args.repeats, device)}
         if algorithm != "maml":  # F.ctc_loss has no double backward
             row["loop_fused_ctc_seconds"] = timed(lambda a=algorithm, f=fused_loss: loop(f, a), args.repeats, device)
+            row["batched_vmappable_ctc_seconds"] = timed(lambda a=algorithm, v=vmappable_loss: batched(a, v),
+                                                         args.repeats, device)
+            row["batched_vmappable_speedup"] = row["loop_fused_ctc_seconds"] / row["batched_vmappable_ctc_seconds"]
         row["batched_speedup"] = row["loop_seconds"] / row["batched_seconds"]
         results[algorithm] = {k: round(v, 3) for k, v in row.items()}
     print(json.dumps({

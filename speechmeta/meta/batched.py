@@ -11,13 +11,13 @@ import torch
 from torch.func import vmap
 
 from speechmeta.meta.algorithms import meta_gradient, pad_time
-from speechmeta.meta.inner import LossFn, Params, adapt
+from speechmeta.meta.inner import LossFn, Params, adapt, prepared
 
 KEYS = ("feats", "feat_lens", "targets", "target_lens")
 
 
 def stack_batches(batches: list[dict]) -> dict:
-    """(S, B, ...) tensors from S batches of B utterances each, padded to the longest in time and labels."""
+    """(S, B, ...) tensors of KEYS from S batches of B utterances each, padded to the longest in time and labels."""
     if len({b["feat_lens"].shape[0] for b in batches}) != 1:
         raise ValueError("every task needs the same number of utterances to be batched")
     out = {}
@@ -29,6 +29,13 @@ def stack_batches(batches: list[dict]) -> dict:
     return out
 
 
+def prepared_stack(loss: LossFn, stack: dict) -> dict:
+    """`prepared` for a stack of S speakers' batches, before vmap: the speakers folded into the utterance batch, so
+    the subsampling runs as one call (under vmap its convolutions also escaped CUDA bf16 autocast and failed)."""
+    flat = prepared(loss, {k: v.flatten(0, 1) for k, v in stack.items()})
+    return {k: v.unflatten(0, stack["feats"].shape[:2]) for k, v in flat.items()}
+
+
 def batched_meta_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Params, supports: list[dict],
                           queries: list[dict], steps: int, first_order: bool = True) -> tuple[Params, Params | None]:
     """Task-averaged (gradient for the initialization, gradient for the rates or None) over all speakers at once."""
@@ -37,8 +44,8 @@ def batched_meta_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Param
         g, g_lrs = meta_gradient(algorithm, loss, init, lrs, support, query, steps, first_order)
         return g, (g_lrs if g_lrs is not None else {})  # vmap returns tensors only
 
-    support, query = stack_batches(supports), stack_batches(queries)
-    g, g_lrs = vmap(one, randomness="different")({k: support[k] for k in KEYS}, {k: query[k] for k in KEYS})
+    support, query = (prepared_stack(loss, stack_batches(b)) for b in (supports, queries))
+    g, g_lrs = vmap(one, randomness="different")(support, query)
     mean = {k: v.mean(0) for k, v in g.items()}
     return mean, ({k: v.mean(0) for k, v in g_lrs.items()} if g_lrs else None)
 
@@ -47,9 +54,9 @@ def batched_adapt(loss: LossFn, init: Params, lrs: Params, supports: list[dict],
                   chunk_size: int | None = None) -> Params:
     """Adapt S speakers at once: `init` adapted on each support batch, every tensor with a leading speaker dimension
     (S, ...). `chunk_size` speakers at a time bound the memory (None: all)."""
-    support = stack_batches(supports)
+    support = prepared_stack(loss, stack_batches(supports))
 
     def one(batch: dict) -> Params:
         return adapt(loss, init, batch, lrs, steps, first_order=True)
 
-    return vmap(one, randomness="different", chunk_size=chunk_size)({k: support[k] for k in KEYS})
+    return vmap(one, randomness="different", chunk_size=chunk_size)(support)
