@@ -59,3 +59,27 @@ def test_batched_adapt_equals_loop(param_set, chunk_size, ctc):
             assert adapted[k].shape == (3, *fast[k].shape)
             torch.testing.assert_close(adapted[k][s], one[k], rtol=1e-4, atol=1e-5)
     assert any(not torch.equal(adapted[k][0], fast[k]) for k in fast)  # adaptation moved something
+
+
+@pytest.mark.parametrize("algorithm", [None, "fomaml", "reptile"])
+def test_batched_paths_run_the_subsampling_before_vmap(algorithm):
+    """The subsampling runs once for all speakers, outside vmap: under vmap its convolutions escaped CUDA bf16
+    autocast and batched adaptation failed on a GPU."""
+    model = attach_speaker_params(ConformerCTC(ModelConfig(size="tiny", dropout=0.0), 8), "lhuc").eval()
+    fast, frozen = split_params(model, adapted_names(model, "lhuc"))
+    lrs = {k: torch.tensor(0.5) for k in fast}
+    loss = ctc_task_loss(model, frozen, vmappable=True)
+    computed, prepare = [], loss.prepare
+
+    def spy(b: dict) -> dict:
+        if "subsampled" not in b:  # a prepared batch is returned as it is
+            computed.append(torch._C._functorch.is_batchedtensor(b["feats"]))
+        return prepare(b)
+
+    loss.prepare = spy
+    supports, queries = [batch(40 + s) for s in range(2)], [batch(50 + s) for s in range(2)]
+    if algorithm is None:
+        batched_adapt(loss, fast, lrs, supports, 2)
+    else:
+        batched_meta_gradient(algorithm, loss, fast, lrs, supports, queries, 2, True)
+    assert computed and not any(computed)

@@ -47,7 +47,8 @@ def pad_time(t: torch.Tensor, width: int) -> torch.Tensor:
 def merge_batches(a: dict, b: dict) -> dict:
     """One padded batch holding the utterances of batches `a` and `b`."""
     out = {k: torch.cat([a[k], b[k]]) for k in ("feat_lens", "target_lens")}
-    for k in ("feats", "targets"):
+    prepared = ("subsampled",) if "subsampled" in a and "subsampled" in b else ()  # padding is masked alike
+    for k in ("feats", "targets", *prepared):
         width = max(a[k].shape[1], b[k].shape[1])
         out[k] = torch.cat([pad_time(a[k], width), pad_time(b[k], width)])
     out["utts"] = list(a.get("utts", [])) + list(b.get("utts", []))
