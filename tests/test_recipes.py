@@ -192,6 +192,19 @@ def test_recipe_wrappers_are_thin(recipe):
     assert len(lines) <= 40 and any("TEMPLATE/run.sh" in line for line in lines)
 
 
+def test_synth_quick_presets_yield_to_options_given():
+    def options(*args: str) -> dict[str, str]:
+        out = subprocess.run(["bash", str(REPO / "recipes" / "synth" / "run.sh"), *args, "--help"],
+                             capture_output=True, text=True, env=venv_env(), timeout=60)
+        assert out.returncode == 0, out.stderr
+        return dict(re.findall(r"--(\S+) \(current: (.*)\)", out.stdout))
+
+    assert options()["tune-steps"] == "1 3 10" and options()["exp"] == "exp"
+    quick = options("--quick", "true", "--tune-steps", "2 5 10")
+    assert quick["tune-steps"] == "2 5 10" and quick["exp"] == "exp_quick" and quick["speakers"] == "32"
+    assert options("--quick=true")["tune-steps"] == "2 5"
+
+
 @pytest.mark.parametrize("dev_speakers", ["", "george"])
 def test_fsdd_data_stages_hold_out_test_and_dev_speakers_and_write_the_lexicon(tmp_path, dev_speakers):
     rec = tmp_path / "corpus" / "recordings"
