@@ -68,6 +68,7 @@ class MetaConfig:
     shots: int | list[int] = 5  # support utterances per speaker; a list ([5, 10]): each meta-batch draws one K
     query: int = 5  # query utterances per speaker
     specaug: bool = False  # SpecAugment masks (the specaug section) on support and query utterances, as in training
+    task_warp: float = 0.0  # e.g. 0.1: each task a new voice, its utterances' mel axes warped by one factor (VTLP)
     meta_steps: int = 200
     grad_clip: float = 5.0
     checkpoint_every: int = 50

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_checkpoint
 from speechmeta.config import Config, MetaConfig, save_config, to_dict
-from speechmeta.data.augment import spec_augment
+from speechmeta.data.augment import freq_warp, spec_augment
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
 from speechmeta.fileio import append_csv_row, keep_csv_rows, remove_stale_temps
@@ -66,12 +66,21 @@ def query_losses(model, fast: dict, frozen: dict, lrs: dict, tasks: list[Task], 
     return sum(before) / len(before), sum(after) / len(after)
 
 
-def _augment(batch: dict, cfg: Config) -> dict:
-    """The batch with SpecAugment masks when `meta.specaug`: meta-training then sees the training speakers as base
-    training did."""
-    if not cfg.meta.specaug:
-        return batch
-    return {**batch, "feats": spec_augment(batch["feats"], batch["feat_lens"], cfg.specaug)}
+def _augment(batch: dict, cfg: Config, warp: float) -> dict:
+    """The batch warped by its task's voice factor `warp` (`meta.task_warp`: a training speaker made into one the
+    base model has not fitted, the situation at test time), then with SpecAugment masks when `meta.specaug`
+    (meta-training then sees the training speakers as base training did)."""
+    feats = freq_warp(batch["feats"], 0.0, warp)
+    if cfg.meta.specaug:
+        feats = spec_augment(feats, batch["feat_lens"], cfg.specaug)
+    return {**batch, "feats": feats}
+
+
+def _task_warps(tasks: int, max_warp: float) -> list[float]:
+    """One voice factor per task from [1 - max_warp, 1 + max_warp] (no random draw when max_warp is 0)."""
+    if max_warp <= 0:
+        return [1.0] * tasks
+    return (1.0 + (torch.rand(tasks) * 2 - 1) * max_warp).tolist()
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -190,8 +199,10 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
         alphas = {n: v.detach() for n, v in lrs.items()}
         meta_batch = tasks.meta_batch(step)
         mine = meta_batch[rank::world]  # with torchrun, each process takes its share of the speakers
-        supports = [_to(_augment(train_data.batch(t.support), cfg), device) for t in mine]
-        queries = [_to(_augment(train_data.batch(t.query), cfg), device) for t in mine]
+        supports, queries = [], []
+        for t, warp in zip(mine, _task_warps(len(mine), mc.task_warp), strict=True):
+            supports.append(_to(_augment(train_data.batch(t.support), cfg, warp), device))
+            queries.append(_to(_augment(train_data.batch(t.query), cfg, warp), device))
         g, g_lrs = task_gradient_sum(mc, loss, fast, alphas, supports, queries)
         flat = torch.cat([g[n].flatten() for n in init] + ([g_lrs[n].flatten() for n in lrs] if g_lrs else []))
         if world > 1:

@@ -29,6 +29,16 @@ def test_freq_warp_keeps_ends_and_moves_a_peak_by_its_factor():
     assert torch.equal(warped[:, 0], warped[:, 4])  # the same factor over all frames of an utterance
 
 
+def test_freq_warp_by_a_given_factor_warps_every_utterance_alike_and_draws_nothing():
+    bins = 80
+    ramp = torch.arange(bins, dtype=torch.float32).expand(3, 5, bins)
+    state = torch.get_rng_state()
+    warped = freq_warp(ramp, 0.0, 1.1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.allclose(warped[:, :, 10], torch.full((3, 5), 11.0), atol=1e-4)  # bin 10 reads bin 11
+    assert torch.equal(warped[0], warped[2]) and torch.equal(freq_warp(ramp, 0.3, 1.0), ramp)
+
+
 def test_speed_perturb_scales_lengths():
     feats, lens = torch.randn(2, 100, 8), torch.tensor([100, 50])
     out, out_lens = speed_perturb(feats, lens, 1.25)

@@ -14,6 +14,7 @@ from conftest import tiny_base
 
 from speechmeta.checkpoint import load_checkpoint
 from speechmeta.config import load_config
+from speechmeta.data.augment import freq_warp
 from speechmeta.meta_train import meta_train
 
 
@@ -141,6 +142,35 @@ def test_specaug_masks_support_and_query_utterances(base, tmp_path, monkeypatch)
     for p, a in zip(plain, aug, strict=True):
         assert torch.equal(a, torch.where(a == 0, a, p))  # masking only: every value kept is the original one
     assert sum(int((a == 0).sum()) for a in aug) > sum(int((p == 0).sum()) for p in plain)
+
+
+def test_task_warp_gives_each_task_one_voice_for_its_support_and_query(base, tmp_path, monkeypatch):
+    import speechmeta.meta_train as mt
+
+    seen: dict[str, list] = {}
+    real_sum, real_warps = mt.task_gradient_sum, mt._task_warps
+
+    def spy(mc, loss, fast, lrs, supports, queries):
+        seen.setdefault("warp" if mc.task_warp else "plain", []).append((supports, queries))
+        return real_sum(mc, loss, fast, lrs, supports, queries)
+
+    def warps(tasks, max_warp):
+        drawn = real_warps(tasks, max_warp)
+        seen.setdefault("factors", []).append(drawn)
+        return drawn
+
+    monkeypatch.setattr(mt, "task_gradient_sum", spy)
+    monkeypatch.setattr(mt, "_task_warps", warps)
+    for extra in ([], ["meta.task_warp=0.2"]):
+        meta_train(load_config(overrides=meta_overrides(*extra)), base / "base" / "average.pt", base / "train",
+                   base / "test", tmp_path / ("warp" if extra else "plain"), progress=False)
+    assert all(f == 1.0 for step in seen["factors"][:2] for f in step)  # the plain run's 2 steps: no warp
+    factors = seen["factors"][2:]  # the warped run's: one factor per task (speaker) and step
+    drawn = [f for step in factors for f in step]
+    assert len(drawn) == len(set(drawn)) == 4 and all(0.8 <= f <= 1.2 for f in drawn)
+    for (ps, pq), (ws, wq), step in zip(seen["plain"], seen["warp"], factors, strict=True):
+        for p, w, f in zip(ps + pq, ws + wq, step + step, strict=True):  # a task's support and query alike
+            torch.testing.assert_close(w["feats"], freq_warp(p["feats"], 0.0, f))
 
 
 def test_sgd_outer_step_is_linear_in_the_rate_and_sized_by_the_gradient(base, tmp_path):

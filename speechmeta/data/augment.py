@@ -50,15 +50,19 @@ def speed_perturb(feats: torch.Tensor, lengths: torch.Tensor, factor: float) -> 
     return out, torch.clamp((lengths.float() / factor).round().long(), 1, frames)
 
 
-def freq_warp(feats: torch.Tensor, max_warp: float) -> torch.Tensor:
-    """Warp the mel axis of each utterance of a (B, T, F) batch by a factor drawn from [1 - max_warp, 1 + max_warp]:
-    bin f reads the input at f * factor up to 85% of the band, then a straight line keeps the top bin in place
-    (piecewise-linear, as in VTLP, Jaitly & Hinton 2013), with linear interpolation between bins."""
-    if max_warp <= 0:
+def freq_warp(feats: torch.Tensor, max_warp: float, factor: float | None = None) -> torch.Tensor:
+    """Warp the mel axis of each utterance of a (B, T, F) batch by a factor drawn from [1 - max_warp, 1 + max_warp]
+    (or by `factor`, the same for all: one speaker's voice): bin f reads the input at f * factor up to 85% of the
+    band, then a straight line keeps the top bin in place (piecewise-linear, as in VTLP, Jaitly & Hinton 2013), with
+    linear interpolation between bins."""
+    if factor is None and max_warp <= 0 or factor == 1.0:
         return feats
     batch, _, bins = feats.shape
     top = bins - 1.0
-    factor = 1.0 + (torch.rand(batch, 1) * 2 - 1) * max_warp  # (B, 1)
+    if factor is None:
+        factor = 1.0 + (torch.rand(batch, 1) * 2 - 1) * max_warp  # (B, 1)
+    else:
+        factor = torch.full((batch, 1), float(factor))
     cut = 0.85 * top * torch.clamp(factor, max=1.0) / factor
     f = torch.arange(bins, dtype=feats.dtype).unsqueeze(0)  # (1, F)
     pos = torch.where(f <= cut, f * factor, top - (top - cut * factor) * (top - f) / (top - cut))
