@@ -10,6 +10,7 @@ from conftest import tiny_base
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device: the GPU path is checked on a machine with one", allow_module_level=True)
 
+from speechmeta.adapt import adapt_speakers, load_adapter
 from speechmeta.checkpoint import load_checkpoint
 from speechmeta.config import load_config
 from speechmeta.decode import decode
@@ -73,3 +74,20 @@ def test_batched_adapt_equals_loop_on_cuda(vmappable, bf16):
         one = adapt(loss, fast, support, lrs, 3, first_order=True)
         for k in fast:
             torch.testing.assert_close(adapted[k][s], one[k], **tol)
+
+
+def test_adapt_speakers_batched_in_bf16_equals_one_after_another(base):
+    """What `speechmeta adapt-eval` runs on a GPU: all test speakers in one vmap pass under bf16 autocast (it once
+    failed there, the subsampling under vmap escaping autocast)."""
+    out, _ = base
+    ad = load_adapter(out / "base" / "average.pt", "lhuc", 3, 0.5, device="cuda")
+    g = torch.Generator().manual_seed(2)
+    supports = [{"feats": torch.randn(3, 60, 80, generator=g), "feat_lens": torch.tensor([60, 50, 40]),
+                 "targets": torch.randint(3, 8, (3, 4), generator=g), "target_lens": torch.tensor([4, 3, 2])}
+                for _ in range(3)]
+    batched = adapt_speakers(ad, supports)  # the default on CUDA: one vmap pass
+    loop = adapt_speakers(ad, supports, batched=False)
+    assert any(float((b[k] - ad.fast[k]).abs().max()) > 1e-3 for b in batched for k in b)
+    for b, one in zip(batched, loop, strict=True):
+        for k in one:
+            torch.testing.assert_close(b[k], one[k], rtol=5e-2, atol=5e-2)
