@@ -55,7 +55,7 @@ def freq_warp(feats: torch.Tensor, max_warp: float, factor: float | None = None)
     (or by `factor`, the same for all: one speaker's voice): bin f reads the input at f * factor up to 85% of the
     band, then a straight line keeps the top bin in place (piecewise-linear, as in VTLP, Jaitly & Hinton 2013), with
     linear interpolation between bins."""
-    if factor is None and max_warp <= 0 or factor == 1.0:
+    if (factor is None and max_warp <= 0) or factor == 1.0:
         return feats
     batch, _, bins = feats.shape
     top = bins - 1.0
