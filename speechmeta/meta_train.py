@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_checkpoint
 from speechmeta.config import Config, MetaConfig, save_config, to_dict
-from speechmeta.data.augment import freq_warp, spec_augment
+from speechmeta.data.augment import freq_warp, spec_augment, warp_factors
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
 from speechmeta.fileio import append_csv_row, keep_csv_rows, remove_stale_temps
@@ -80,7 +80,7 @@ def _task_warps(tasks: int, max_warp: float) -> list[float]:
     """One voice factor per task from [1 - max_warp, 1 + max_warp] (no random draw when max_warp is 0)."""
     if max_warp <= 0:
         return [1.0] * tasks
-    return (1.0 + (torch.rand(tasks) * 2 - 1) * max_warp).tolist()
+    return warp_factors(tasks, max_warp).tolist()
 
 
 def _to(batch: dict, device: torch.device) -> dict:

@@ -50,6 +50,11 @@ def speed_perturb(feats: torch.Tensor, lengths: torch.Tensor, factor: float) -> 
     return out, torch.clamp((lengths.float() / factor).round().long(), 1, frames)
 
 
+def warp_factors(count: int, max_warp: float) -> torch.Tensor:
+    """`count` VTLP factors drawn from [1 - max_warp, 1 + max_warp]."""
+    return 1.0 + (torch.rand(count) * 2 - 1) * max_warp
+
+
 def freq_warp(feats: torch.Tensor, max_warp: float, factor: float | None = None) -> torch.Tensor:
     """Warp the mel axis of each utterance of a (B, T, F) batch by a factor drawn from [1 - max_warp, 1 + max_warp]
     (or by `factor`, the same for all: one speaker's voice): bin f reads the input at f * factor up to 85% of the
@@ -60,7 +65,7 @@ def freq_warp(feats: torch.Tensor, max_warp: float, factor: float | None = None)
     batch, _, bins = feats.shape
     top = bins - 1.0
     if factor is None:
-        factor = 1.0 + (torch.rand(batch, 1) * 2 - 1) * max_warp  # (B, 1)
+        factor = warp_factors(batch, max_warp).unsqueeze(1)  # (B, 1)
     else:
         factor = torch.full((batch, 1), float(factor))
     cut = 0.85 * top * torch.clamp(factor, max=1.0) / factor
