@@ -4,9 +4,10 @@
 Prints JSON. Random features stand in for speech (the cost depends only on shapes): S speakers, K support and Q query
 utterances of T frames each, LHUC adaptation of the chosen model size. Both paths use the tensor-op CTC so that
 only the batching differs; the loop with F.ctc_loss (what first-order meta-training uses unbatched) and, first order,
-the batched pass with the vmappable fused CTC (what `meta.batched=true` uses) are also timed.
-    python benchmarks/meta_step.py [--device cpu|cuda] [--size small] [--speakers 4] [--frames 300] \
-        [--inner-steps 3] [--repeats 3]
+the batched pass with the vmappable fused CTC (what `meta.batched=true` uses) are also timed, and so is the loop
+by plain autograd (`first_order_gradient`: what first-order meta-training runs unbatched since it exists).
+    python benchmarks/meta_step.py [--device cpu|cuda] [--size small] [--param-set lhuc] [--speakers 4] \
+        [--frames 300] [--inner-steps 3] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 
 import torch
 
-from speechmeta.meta.algorithms import meta_gradient
+from speechmeta.meta.algorithms import first_order_gradient, meta_gradient
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
@@ -53,6 +54,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--size", default="small")
+    p.add_argument("--param-set", default="lhuc", help="what adapts: lhuc, all, encoder, ... (see adapt_params)")
     p.add_argument("--speakers", type=int, default=4)
     p.add_argument("--shots", type=int, default=5)
     p.add_argument("--query", type=int, default=5)
@@ -64,8 +66,8 @@ def main() -> None:
     torch.manual_seed(0)
     vocab = 30
     device = torch.device(args.device)
-    model = attach_speaker_params(ConformerCTC(ModelConfig(size=args.size), vocab), "lhuc").to(device).train()
-    fast, frozen = split_params(model, adapted_names(model, "lhuc"))
+    model = attach_speaker_params(ConformerCTC(ModelConfig(size=args.size), vocab), args.param_set).to(device).train()
+    fast, frozen = split_params(model, adapted_names(model, args.param_set))
     lrs = {k: torch.tensor(0.1, device=device) for k in fast}
     labels = args.frames // 4 // 3
     supports = [batch(args.shots, args.frames, labels, vocab, s, device) for s in range(args.speakers)]
@@ -90,10 +92,17 @@ def main() -> None:
             row["batched_vmappable_ctc_seconds"] = timed(lambda a=algorithm, v=vmappable_loss: batched(a, v),
                                                          args.repeats, device)
             row["batched_vmappable_speedup"] = row["loop_fused_ctc_seconds"] / row["batched_vmappable_ctc_seconds"]
+
+            def plain(a=algorithm, f=fused_loss):
+                for s, q in zip(supports, queries, strict=True):
+                    first_order_gradient(a, f, fast, lrs, s, q, args.inner_steps)
+
+            row["loop_plain_autograd_seconds"] = timed(plain, args.repeats, device)
+            row["plain_autograd_speedup"] = row["loop_fused_ctc_seconds"] / row["loop_plain_autograd_seconds"]
         row["batched_speedup"] = row["loop_seconds"] / row["batched_seconds"]
         results[algorithm] = {k: round(v, 3) for k, v in row.items()}
     print(json.dumps({
-        "benchmark": "meta_step", "model": args.size, "param_set": "lhuc", "speakers": args.speakers,
+        "benchmark": "meta_step", "model": args.size, "param_set": args.param_set, "speakers": args.speakers,
         "shots": args.shots, "query": args.query, "frames_per_utt": args.frames, "inner_steps": args.inner_steps,
         "statistic": f"median of {args.repeats}", "results": results, "threads": torch.get_num_threads(),
         "machine": {"cpu": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch.func import grad
 
-from speechmeta.meta.inner import LossFn, Params, adapt
+from speechmeta.meta.inner import LossFn, Params, adapt, plain_grad, prepared
 
 ALGORITHMS = ("fomaml", "reptile", "metasgd", "maml")
 
@@ -36,6 +36,25 @@ def meta_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Params, suppo
         adapted = adapt(loss, init, merge_batches(support, query), lrs, steps, True)
         return {k: init[k] - adapted[k] for k in init}, None
     raise ValueError(f"unknown meta-learning algorithm '{algorithm}', expected one of {', '.join(ALGORITHMS)}")
+
+
+def first_order_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Params, support: dict, query: dict,
+                         steps: int) -> tuple[Params, Params | None]:
+    """`meta_gradient` of FOMAML or first-order Meta-SGD by ordinary autograd, for the loop over speakers (not
+    under vmap): it skips torch.func's transforms, which cost more than the backward passes themselves.
+    With constant inner gradients g_j, φ = θ - Σ_j α ⊙ g_j, so dL_q/dθ = ∇L_q(φ) and dL_q/dα = -∇L_q(φ) ⊙ Σ_j g_j."""
+    if algorithm not in ("fomaml", "metasgd"):
+        raise ValueError(f"no first-order gradient by plain autograd for '{algorithm}'")
+    support = prepared(loss, support)
+    fast, summed = dict(init), {k: torch.zeros_like(v) for k, v in init.items()}
+    for _ in range(steps):
+        g = plain_grad(loss, fast, support)
+        summed = {k: summed[k] + g[k] for k in fast}
+        fast = {k: fast[k].detach() - lrs[k] * g[k] for k in fast}
+    g_query = plain_grad(loss, fast, query)
+    if algorithm == "fomaml":
+        return g_query, None
+    return g_query, {k: (-g_query[k] * summed[k]).sum_to_size(lrs[k].shape) for k in lrs}
 
 
 def pad_time(t: torch.Tensor, width: int) -> torch.Tensor:

@@ -61,12 +61,17 @@ def adapt(loss: LossFn, fast: Params, support: dict, lrs: Params, steps: int, fi
     return fast
 
 
+def plain_grad(loss: LossFn, fast: Params, batch: dict) -> Params:
+    """The gradient of `loss` at `fast` by ordinary autograd (a constant: nothing differentiates through it)."""
+    leaves = {k: v.detach().requires_grad_() for k, v in fast.items()}
+    return dict(zip(leaves, torch.autograd.grad(loss(leaves, batch), list(leaves.values())), strict=True))
+
+
 def adapt_test_time(loss: LossFn, fast: Params, support: dict, lrs: Params, steps: int) -> Params:
     """The same steps as `adapt`, with ordinary autograd: for adapting to a new speaker, where nothing differentiates
     through the steps, this skips torch.func's transform overhead (equal results, tested)."""
     support = prepared(loss, support)
     for _ in range(steps):
-        leaves = {k: v.detach().requires_grad_() for k, v in fast.items()}
-        g = torch.autograd.grad(loss(leaves, support), list(leaves.values()))
-        fast = {k: leaves[k].detach() - lrs[k] * gk for k, gk in zip(leaves, g, strict=True)}
+        g = plain_grad(loss, fast, support)
+        fast = {k: fast[k].detach() - lrs[k] * g[k] for k in fast}
     return fast
