@@ -230,9 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("meta-train", cmd_meta_train, "iterative learning: meta-train across speakers",
             "Meta-train a base model with each training speaker as a task (meta.algorithm: fomaml, reptile, metasgd, "
-            "maml; meta.param_set: all, lhuc, adapter, norm, bias). Writes EXP/meta.pt (meta-learned initialization "
-            "and adaptation rule), EXP/step-N.pt, EXP/metrics.csv (query loss before/after adaptation) and "
-            "EXP/log/meta-train.log.")
+            "maml; meta.param_set: all, encoder, lhuc, adapter, norm, bias). Writes EXP/meta.pt (meta-learned "
+            "initialization and adaptation rule), EXP/step-N.pt, EXP/metrics.csv (query loss before/after "
+            "adaptation) and EXP/log/meta-train.log.")
     p.add_argument("--base", type=Path, required=True, help="base checkpoint (speechmeta train)")
     p.add_argument("--train-dir", type=Path, required=True, help="training speakers (data dir with features)")
     p.add_argument("--valid-dir", type=Path, required=True, help="validation speakers, for the query-loss curve")

@@ -56,7 +56,7 @@ class MetaConfig:
     """Iterative learning: meta-training where each speaker is a task."""
 
     algorithm: str = "fomaml"  # fomaml, reptile, metasgd, maml
-    param_set: str = "lhuc"  # what adapts to a speaker: all, lhuc, adapter, norm, bias
+    param_set: str = "lhuc"  # what adapts to a speaker: all, encoder, lhuc, adapter, norm, bias
     adapter_dim: int = 32
     inner_steps: int = 3
     inner_lr: float = 0.1  # the inner learning rate (Meta-SGD: its initial value, one per tensor, then learned)

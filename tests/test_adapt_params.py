@@ -35,6 +35,9 @@ def test_parameter_sets_name_what_they_should():
     assert all(".speaker." not in n for n in adapted_names(model, "all"))
     assert all(n.endswith(".bias") for n in adapted_names(model, "bias"))
     assert all("norm." in n for n in adapted_names(model, "norm"))
+    encoder = adapted_names(model, "encoder")
+    assert set(adapted_names(model, "all")) - set(encoder) == {n for n, _ in model.subsampling.named_parameters(
+        prefix="subsampling")} and encoder
     assert len(adapted_names(model, "lhuc")) == 3 * len(model.blocks)
     with pytest.raises(ValueError, match="no 'adapter' parameters"):
         adapted_names(model, "adapter")
@@ -65,10 +68,10 @@ def test_adapter_init_does_not_depend_on_the_global_rng():
     assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
 
 
-@pytest.mark.parametrize("param_set", ["lhuc", "adapter", "all"])
+@pytest.mark.parametrize("param_set", ["lhuc", "adapter", "all", "encoder"])
 def test_inner_steps_reuse_the_frozen_subsampling_only_when_it_is_frozen(param_set):
     """adapt() runs the subsampling once when none of its weights adapt: the same steps as running it every step."""
-    model = attach_speaker_params(tiny(), param_set) if param_set != "all" else tiny()
+    model = attach_speaker_params(tiny(), param_set) if param_set in ("lhuc", "adapter") else tiny()
     fast, frozen = split_params(model, adapted_names(model, param_set))
     batch = {"feats": torch.randn(2, 60, 80), "feat_lens": torch.tensor([60, 52]),
              "targets": torch.tensor([[3, 4, 5], [6, 7, 0]]), "target_lens": torch.tensor([3, 2])}

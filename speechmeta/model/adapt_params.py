@@ -1,6 +1,8 @@
 """What can be adapted to a speaker: named parameter sets over the conformer, chosen in config.
 
 - `all`:     every weight of the base model;
+- `encoder`: every weight but the convolutional subsampling's: the inner steps then compute the subsampling once
+             per speaker and reuse it (on the `small` model it is about a third of a training step's arithmetic);
 - `lhuc`:    per-block, per-unit scalers 2·sigmoid(r) (r = 0: scale 1) on the feed-forward and attention outputs
              (Swietojanski & Renals 2014);
 - `adapter`: a residual bottleneck after each block, its up-projection zero-initialized (Houlsby et al. 2019);
@@ -20,7 +22,7 @@ from torch import nn
 
 from speechmeta.model.conformer import ConformerCTC
 
-PARAM_SETS = ("all", "lhuc", "adapter", "norm", "bias")
+PARAM_SETS = ("all", "encoder", "lhuc", "adapter", "norm", "bias")
 
 
 class SpeakerParams(nn.Module):
@@ -67,6 +69,7 @@ def adapted_names(model: ConformerCTC, param_set: str) -> list[str]:
     base = [n for n in names if ".speaker." not in n]
     chosen = {
         "all": base,
+        "encoder": [n for n in base if not n.startswith("subsampling.")],  # the inner steps reuse the subsampling
         "lhuc": [n for n in names if ".speaker.lhuc." in n],
         "adapter": [n for n in names if ".speaker.adapter_" in n],
         "norm": [n for n in base if "norm." in n],
