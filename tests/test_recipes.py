@@ -59,7 +59,7 @@ def run_recipe(name: str, tmp_path: Path, *options: str) -> subprocess.Completed
 
 
 def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
-    opts = ["--speakers", "8", "--heldout", "4", "--dev-speakers", "2", "--utts-per-speaker", "10",
+    opts = ["--speakers", "8", "--heldout", "4", "--dev-speakers", "2", "--utts-per-speaker", "10", "--nj", "2",
             "--valid-utts", "2", "--meta-algorithms", "fomaml"]
     r = run_recipe("synth", tmp_path, *opts)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -97,6 +97,13 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     tuned = json.loads((tmp_path / "exp" / "tune" / "lhuc.k2.json").read_text())
     summary = json.loads((tmp_path / "exp" / "adapt" / "lhuc" / "k2" / "seed0" / "summary.json").read_text())
     assert tuned["shots"] == [2] and summary["steps"] == tuned["best"]["steps"]
+
+    # Stage 5's methods run as parallel jobs: one that fails stops the stage (no .done marker, nonzero status).
+    (tmp_path / "exp" / ".adapt.done").unlink()
+    failed = run_recipe("synth", tmp_path, *opts, "--stage", "5", "--stop-stage", "5", "--nj", "2",
+                        "--baselines", "none lhuc", "--meta-algorithms", "fomaml missing")
+    assert failed.returncode != 0 and "meta_missing" in failed.stderr, failed.stderr[-3000:]
+    assert not (tmp_path / "exp" / ".adapt.done").exists()
 
     # The beam's tuning is kept per setup: decoding without the lexicon tunes again instead of reusing it.
     tuning = tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt"

@@ -10,7 +10,8 @@
 # Each run records its command line, options and git revision under exp/runs/; exp/.lock stops a second run.
 stage=${stage:-0}
 stop_stage=${stop_stage:-6}
-nj=${nj:-2}
+nj=${nj:-2}                                     # parallel jobs: feature extraction, stages 4 and 5 (each of
+                                                # the latter with its share of the CPU cores as torch threads)
 seed=${seed:-0}
 device=${device:-auto}
 train_conf=${train_conf:-conf/base.yaml}        # base training (initialization learning)
@@ -57,6 +58,15 @@ for v in $(grep -ohE '^[a-z][a-z0-9_]*=' "$(basename "$0")" "$TEMPLATE/run.sh" |
   printf '%s=%q\n' "$v" "${!v}"
 done > "$RUN_DIR/options.txt"
 step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$2" ]; }
+# spawn CMD...: run CMD in the background, at most $nj at once, each with nproc/nj torch threads (one job on 2 threads
+# is only ~1.2x one on 1 thread); a failed job stops the stage. wait_all: wait for every spawned job.
+THREADS=$(( $(nproc) / nj > 0 ? $(nproc) / nj : 1 ))
+trap 'kill $(jobs -pr) 2>/dev/null || true' EXIT
+spawn() {
+  while [ "$(jobs -pr | wc -l)" -ge "$nj" ]; do wait -n; done
+  OMP_NUM_THREADS=$THREADS "$@" &
+}
+wait_all() { while [ -n "$(jobs -p)" ]; do wait -n; done; }
 
 if step 0 $data/.prep.done; then
   echo "stage 0: data prep"
@@ -110,10 +120,11 @@ if step 4 $exp/.meta.done; then
   echo "stage 4: meta-training ($meta_algorithms)"
   for alg in $meta_algorithms; do
     [ -f "$exp/meta_$alg/meta.pt" ] && continue
-    speechmeta meta-train --config "$meta_conf" --base $exp/base/average.pt --train-dir $data/train \
+    spawn speechmeta meta-train --config "$meta_conf" --base $exp/base/average.pt --train-dir $data/train \
       --valid-dir $data/dev --exp-dir "$exp/meta_$alg" --resume --no-progress meta.algorithm="$alg" \
       meta.device="$device"
   done
+  wait_all
   touch $exp/.meta.done
 fi
 
@@ -142,11 +153,12 @@ if step 5 $exp/.adapt.done; then
           args=(--model "$exp/base/average.pt" --method "$method" --tune-lrs ${!lrs}) ;;
         *) args=(--model "$exp/meta_$method/meta.pt" --method meta) ;;
       esac
-      speechmeta adapt-eval "${args[@]}" --data "$data/$set" --fewshot "$data/fewshot_$set" --shots $shots \
+      spawn speechmeta adapt-eval "${args[@]}" --data "$data/$set" --fewshot "$data/fewshot_$set" --shots $shots \
         --seeds $seeds --tune-data "$data/dev" --tune-fewshot "$data/fewshot_dev" --tune-steps $tune_steps \
         --tune-max-utts "$tune_utts" --tune-out "$exp/tune/$method.json" --out "$out/$method" --device "$device" \
         --no-progress "${eval_opts[@]}"
     done
+    wait_all
   done
   touch $exp/.adapt.done
 fi
