@@ -251,12 +251,10 @@ def task_gradient_sum(mc: MetaConfig, loss, fast: dict, lrs: dict, supports: lis
                                          mc.first_order)
         n = len(supports)
         return {k: v * n for k, v in g.items()}, ({k: v * n for k, v in g_lrs.items()} if g_lrs else None)
-    if mc.algorithm == "fomaml" or (mc.algorithm == "metasgd" and mc.first_order):  # plain autograd: faster
-        grads = [first_order_gradient(mc.algorithm, loss, fast, lrs, s, q, mc.inner_steps)
-                 for s, q in zip(supports, queries, strict=True)]
-    else:
-        grads = [meta_gradient(mc.algorithm, loss, fast, lrs, s, q, mc.inner_steps, mc.first_order)
-                 for s, q in zip(supports, queries, strict=True)]
+    plain = mc.algorithm == "fomaml" or (mc.algorithm == "metasgd" and mc.first_order)  # no torch.func: faster
+    grads = [first_order_gradient(mc.algorithm, loss, fast, lrs, s, q, mc.inner_steps) if plain
+             else meta_gradient(mc.algorithm, loss, fast, lrs, s, q, mc.inner_steps, mc.first_order)
+             for s, q in zip(supports, queries, strict=True)]
     g = {k: torch.stack([one[0][k] for one in grads]).sum(0) for k in fast}
     g_lrs = {k: torch.stack([one[1][k] for one in grads]).sum(0) for k in lrs} if grads[0][1] is not None else None
     return g, g_lrs
