@@ -2,10 +2,10 @@
 """Seconds per meta-step: speakers one after another (loop) vs all at once (vmap), for FOMAML, Meta-SGD and MAML.
 
 Prints JSON. Random features stand in for speech (the cost depends only on shapes): S speakers, K support and Q query
-utterances of T frames each, LHUC adaptation of the chosen model size. Both paths use the tensor-op CTC so that
-only the batching differs; the loop with F.ctc_loss (what first-order meta-training uses unbatched) and, first order,
-the batched pass with the vmappable fused CTC (what `meta.batched=true` uses) are also timed, and so is the loop
-by plain autograd (`first_order_gradient`: what first-order meta-training runs unbatched since it exists).
+utterances of T frames each, the chosen parameter set (LHUC by default) of the chosen model size adapting. Both
+paths use the tensor-op CTC so that only the batching differs; also timed: the loop with F.ctc_loss (what
+first-order meta-training used unbatched), the same loop by plain autograd (`first_order_gradient`: what it runs
+now) and, first order, the batched pass with the vmappable fused CTC (what `meta.batched=true` uses).
     python benchmarks/meta_step.py [--device cpu|cuda] [--size small] [--param-set lhuc] [--speakers 4] \
         [--frames 300] [--inner-steps 3] [--repeats 3]
 """
