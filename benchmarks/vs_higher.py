@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Meta-gradients of FOMAML, first-order Meta-SGD and second-order MAML: speechmeta's inner loop (what meta-training's
-speaker loop runs: plain autograd for the first-order two, torch.func for MAML) vs the
+speaker loop runs: plain autograd, `autograd_gradient`) vs the
 `higher` library on the same model and tasks (learn2learn, the other reference, publishes no wheel for Python 3.12).
 Prints JSON.
 
@@ -25,7 +25,7 @@ import time
 import torch
 from common import random_batch
 
-from speechmeta.meta.algorithms import first_order_gradient, meta_gradient
+from speechmeta.meta.algorithms import autograd_gradient
 from speechmeta.meta.inner import ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.model.conformer import ConformerCTC, ModelConfig
@@ -106,10 +106,7 @@ def main() -> None:
         loss = ctc_task_loss(model, frozen, twice_differentiable=algorithm == "maml")
 
         def ours(s, q, algorithm=algorithm, loss=loss):  # what meta-training's speaker loop runs
-            if algorithm == "maml":
-                g, g_lrs = meta_gradient(algorithm, loss, fast, lrs, s, q, args.inner_steps, first_order=True)
-            else:
-                g, g_lrs = first_order_gradient(algorithm, loss, fast, lrs, s, q, args.inner_steps)
+            g, g_lrs = autograd_gradient(algorithm, loss, fast, lrs, s, q, args.inner_steps, first_order=True)
             return g | {"lr:" + k: v for k, v in (g_lrs or {}).items()}
 
         def theirs(s, q, algorithm=algorithm):

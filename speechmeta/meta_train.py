@@ -34,7 +34,7 @@ from speechmeta.data.augment import freq_warp, spec_augment, warp_factors
 from speechmeta.data.dataset import UttData
 from speechmeta.data.tasks import SpeakerTasks, Task
 from speechmeta.fileio import append_csv_row, keep_csv_rows, remove_stale_temps
-from speechmeta.meta.algorithms import ALGORITHMS, first_order_gradient, meta_gradient
+from speechmeta.meta.algorithms import ALGORITHMS, autograd_gradient, meta_gradient
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
@@ -251,8 +251,8 @@ def task_gradient_sum(mc: MetaConfig, loss, fast: dict, lrs: dict, supports: lis
                                          mc.first_order)
         n = len(supports)
         return {k: v * n for k, v in g.items()}, ({k: v * n for k, v in g_lrs.items()} if g_lrs else None)
-    plain = mc.algorithm == "fomaml" or (mc.algorithm == "metasgd" and mc.first_order)  # no torch.func: faster
-    grads = [first_order_gradient(mc.algorithm, loss, fast, lrs, s, q, mc.inner_steps) if plain
+    plain = mc.algorithm != "reptile"  # plain autograd, no torch.func: faster
+    grads = [autograd_gradient(mc.algorithm, loss, fast, lrs, s, q, mc.inner_steps, mc.first_order) if plain
              else meta_gradient(mc.algorithm, loss, fast, lrs, s, q, mc.inner_steps, mc.first_order)
              for s, q in zip(supports, queries, strict=True)]
     g = {k: torch.stack([one[0][k] for one in grads]).sum(0) for k in fast}

@@ -38,23 +38,36 @@ def meta_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Params, suppo
     raise ValueError(f"unknown meta-learning algorithm '{algorithm}', expected one of {', '.join(ALGORITHMS)}")
 
 
-def first_order_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Params, support: dict, query: dict,
-                         steps: int) -> tuple[Params, Params | None]:
-    """`meta_gradient` of FOMAML or first-order Meta-SGD by ordinary autograd, for the loop over speakers (not
-    under vmap): it skips torch.func's transforms, which cost more than the backward passes themselves.
-    With constant inner gradients g_j, φ = θ - Σ_j α ⊙ g_j, so dL_q/dθ = ∇L_q(φ) and dL_q/dα = -∇L_q(φ) ⊙ Σ_j g_j."""
-    if algorithm not in ("fomaml", "metasgd"):
-        raise ValueError(f"no first-order gradient by plain autograd for '{algorithm}'")
+def autograd_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Params, support: dict, query: dict,
+                      steps: int, first_order: bool = True) -> tuple[Params, Params | None]:
+    """`meta_gradient` of FOMAML, Meta-SGD or MAML by ordinary autograd, for the loop over speakers (not under
+    vmap): it skips torch.func's transforms, which cost more than the backward passes themselves. First order: with
+    constant inner gradients g_j, φ = θ - Σ_j α ⊙ g_j, so dL_q/dθ = ∇L_q(φ) and dL_q/dα = -∇L_q(φ) ⊙ Σ_j g_j.
+    Second order (MAML, Meta-SGD with first_order=False): the inner gradients keep their graph (create_graph) and
+    one backward pass from the query loss reaches θ and α through every step."""
+    if algorithm not in ("fomaml", "metasgd", "maml"):
+        raise ValueError(f"no meta-gradient by plain autograd for '{algorithm}'")
     support = prepared(loss, support)
-    fast, summed = dict(init), {k: torch.zeros_like(v) for k, v in init.items()}
+    if algorithm == "fomaml" or (algorithm == "metasgd" and first_order):
+        fast, summed = dict(init), {k: torch.zeros_like(v) for k, v in init.items()}
+        for _ in range(steps):
+            g = plain_grad(loss, fast, support)
+            summed = {k: summed[k] + g[k] for k in fast}
+            fast = {k: fast[k].detach() - lrs[k] * g[k] for k in fast}
+        g_query = plain_grad(loss, fast, query)
+        if algorithm == "fomaml":
+            return g_query, None
+        return g_query, {k: (-g_query[k] * summed[k]).sum_to_size(lrs[k].shape) for k in lrs}
+    theta = {k: v.detach().requires_grad_() for k, v in init.items()}
+    alpha = {k: v.detach().requires_grad_(algorithm == "metasgd") for k, v in lrs.items()}
+    fast = theta
     for _ in range(steps):
-        g = plain_grad(loss, fast, support)
-        summed = {k: summed[k] + g[k] for k in fast}
-        fast = {k: fast[k].detach() - lrs[k] * g[k] for k in fast}
-    g_query = plain_grad(loss, fast, query)
-    if algorithm == "fomaml":
-        return g_query, None
-    return g_query, {k: (-g_query[k] * summed[k]).sum_to_size(lrs[k].shape) for k in lrs}
+        g = torch.autograd.grad(loss(fast, support), list(fast.values()), create_graph=True)
+        fast = {k: fast[k] - alpha[k] * gk for k, gk in zip(fast, g, strict=True)}
+    wrt = list(theta.values()) + (list(alpha.values()) if algorithm == "metasgd" else [])
+    grads = torch.autograd.grad(loss(fast, query), wrt)
+    g_init = dict(zip(theta, grads[:len(theta)], strict=True))
+    return g_init, (dict(zip(alpha, grads[len(theta):], strict=True)) if algorithm == "metasgd" else None)
 
 
 def pad_time(t: torch.Tensor, width: int) -> torch.Tensor:
