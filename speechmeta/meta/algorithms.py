@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch.func import grad
 
-from speechmeta.meta.inner import LossFn, Params, adapt, plain_grad, prepared
+from speechmeta.meta.inner import LossFn, Params, adapt, prepared
 
 ALGORITHMS = ("fomaml", "reptile", "metasgd", "maml")
 
@@ -41,28 +41,19 @@ def meta_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Params, suppo
 def autograd_gradient(algorithm: str, loss: LossFn, init: Params, lrs: Params, support: dict, query: dict,
                       steps: int, first_order: bool = True) -> tuple[Params, Params | None]:
     """`meta_gradient` of FOMAML, Meta-SGD or MAML by ordinary autograd, for the loop over speakers (not under
-    vmap): it skips torch.func's transforms, which cost more than the backward passes themselves. First order: with
-    constant inner gradients g_j, φ = θ - Σ_j α ⊙ g_j, so dL_q/dθ = ∇L_q(φ) and dL_q/dα = -∇L_q(φ) ⊙ Σ_j g_j.
-    Second order (MAML, Meta-SGD with first_order=False): the inner gradients keep their graph (create_graph) and
-    one backward pass from the query loss reaches θ and α through every step."""
+    vmap): it skips torch.func's transforms, which cost more than the backward passes themselves. One backward pass
+    from the query loss reaches θ and α through the inner steps φ = θ - Σ_j α ⊙ g_j. Second order (MAML, Meta-SGD
+    with first_order=False): the inner gradients g_j keep their graph (create_graph). First order: they are
+    constants, so dL_q/dθ = ∇L_q(φ) and dL_q/dα = -∇L_q(φ) ⊙ Σ_j g_j."""
     if algorithm not in ("fomaml", "metasgd", "maml"):
         raise ValueError(f"no meta-gradient by plain autograd for '{algorithm}'")
+    second_order = algorithm == "maml" or (algorithm == "metasgd" and not first_order)
     support = prepared(loss, support)
-    if algorithm == "fomaml" or (algorithm == "metasgd" and first_order):
-        fast, summed = dict(init), {k: torch.zeros_like(v) for k, v in init.items()}
-        for _ in range(steps):
-            g = plain_grad(loss, fast, support)
-            summed = {k: summed[k] + g[k] for k in fast}
-            fast = {k: fast[k].detach() - lrs[k] * g[k] for k in fast}
-        g_query = plain_grad(loss, fast, query)
-        if algorithm == "fomaml":
-            return g_query, None
-        return g_query, {k: (-g_query[k] * summed[k]).sum_to_size(lrs[k].shape) for k in lrs}
     theta = {k: v.detach().requires_grad_() for k, v in init.items()}
     alpha = {k: v.detach().requires_grad_(algorithm == "metasgd") for k, v in lrs.items()}
     fast = theta
     for _ in range(steps):
-        g = torch.autograd.grad(loss(fast, support), list(fast.values()), create_graph=True)
+        g = torch.autograd.grad(loss(fast, support), list(fast.values()), create_graph=second_order)
         fast = {k: fast[k] - alpha[k] * gk for k, gk in zip(fast, g, strict=True)}
     wrt = list(theta.values()) + (list(alpha.values()) if algorithm == "metasgd" else [])
     grads = torch.autograd.grad(loss(fast, query), wrt)
