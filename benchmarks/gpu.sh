@@ -36,4 +36,4 @@ step profile.txt 60 python3 benchmarks/profile_adapt.py --device cuda --speakers
 step pytest_cuda.txt 100 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
 step meta_step.json 80 python3 benchmarks/meta_step.py --device cuda --speakers 4 --repeats 2
 step vs_higher.json 45 python3 benchmarks/vs_higher.py --device cuda --inner-steps 3 --tasks 4
-step maml_memory.json 40 python3 benchmarks/maml_memory.py --device cuda --steps 1 2 3 4 5 6
+step maml_memory.json 60 python3 benchmarks/maml_memory.py --device cuda --steps 1 2 3 4 5 6
