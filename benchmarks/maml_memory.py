@@ -4,7 +4,7 @@
 Second-order MAML keeps every inner step's graph alive for the outer derivative, so its memory grows linearly with
 the inner steps; the fitted slope (MiB per inner step) and intercept are reported, and FOMAML's peak for comparison.
 Both are measured on the path meta-training's speaker loop runs (plain autograd, `autograd_gradient`), and MAML also
-on torch.func's nested transforms (`meta_gradient`, what the vmap pass runs), whose graphs are kept alike.
+on torch.func's nested transforms (`meta_gradient`, what the vmap pass runs) for comparison.
 On CUDA the peak is torch.cuda.max_memory_allocated; on CPU each point runs in a fresh process and the peak is its
 maximum resident set size above the same process's size before the meta-gradient.
     python benchmarks/maml_memory.py [--device cpu|cuda] [--size small] [--steps 1 2 3 4 5]
