@@ -75,15 +75,17 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     assert len(runs) == 1 and (runs[0] / "git_revision.txt").read_text().strip()
     options = (runs[0] / "options.txt").read_text()
     assert "speakers=8" in options and "shots=2" in options  # the recipe's own options and the shared ones
-    # adaptation is decoded like the base model: beam search with its lexicon and the weights tuned on valid
-    best = (tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt").read_text().splitlines()[-1]
-    weight, bonus = (float(x) for x in re.search(r"lm_weight=(\S+) word_bonus=(\S+)", best).groups())
+    # adaptation is decoded like the base model: beam search with its lexicon and the weights tuned on valid for the
+    # model adapted (the meta model's own, tuned alike, its decoding of the test speakers beside the base model's)
     lexicon = str(tmp_path / "data" / "lang_char" / "words.txt")
-    for method, k in (("none", 0), ("lhuc", 2), ("fomaml", 2)):
+    for method, k, model in (("none", 0, "base"), ("lhuc", 2, "base"), ("fomaml", 2, "meta_fomaml")):
+        best = (tmp_path / "exp" / model / "tune_valid" / "beam_tuning.txt").read_text().splitlines()[-1]
+        weight, bonus = (float(x) for x in re.search(r"lm_weight=(\S+) word_bonus=(\S+)", best).groups())
         summary = tmp_path / "exp" / "adapt" / method / f"k{k}" / "seed0" / "summary.json"
         decoding = json.loads(summary.read_text())["decoding"]
         assert decoding["method"] == "beam" and decoding["lexicon"] == lexicon
         assert (decoding["lm_weight"], decoding["word_bonus"]) == (weight, bonus)
+    assert (tmp_path / "exp" / "meta_fomaml" / "decode_test" / "beam" / "score" / "wer.json").is_file()
 
     again = run_recipe("synth", tmp_path, *opts)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -126,6 +128,12 @@ def test_second_run_on_the_same_exp_is_refused(tmp_path):
         r = run_recipe("synth", tmp_path, "--stop-stage", "0")
     assert r.returncode == 1 and "another run is using" in r.stderr
     assert not (tmp_path / "data" / ".prep.done").exists()
+
+
+def test_bad_choice_of_beam_weights_is_refused_before_any_stage(tmp_path):
+    r = run_recipe("synth", tmp_path, "--meta-beam", "mine", "--stop-stage", "0")
+    assert r.returncode == 1 and "--meta-beam must be own or base" in r.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_unknown_option_is_an_error(tmp_path):

@@ -36,12 +36,16 @@ lexicon=${lexicon:-}                            # word list for the beam search 
 lm_weights=${lm_weights:-"0.1 0.2 0.3 0.5"}      # beam search of the base model: LM weights tried on valid
 word_bonuses=${word_bonuses:-"0.0 1.0 2.0 3.0"} # and word bonuses
 adapt_decoding=${adapt_decoding:-beam}          # stage 5's adaptation runs: beam (LM, lexicon and the weights tuned
-                                                # for the base model) or greedy
+                                                # on valid for the model adapted) or greedy
+meta_beam=${meta_beam:-own}                     # a meta model's beam weights: own (tuned on valid for it, as the base
+                                                # model's are) or base (the base model's)
 test_sets=${test_sets:-test}                    # held-out data dirs scored (data/<set>); reports per set
 data=${data:-data}                              # where data dirs go
 exp=${exp:-exp}                                 # where models, decodings and reports go
 . "$TEMPLATE/parse_options.sh"
 [ "$(type -t configure)" = function ] && configure  # the recipe's last word on its options
+case $adapt_decoding in beam|greedy) ;; *) echo "$0: --adapt-decoding must be beam or greedy" >&2; exit 1 ;; esac
+case $meta_beam in own|base) ;; *) echo "$0: --meta-beam must be own or base" >&2; exit 1 ;; esac
 
 mkdir -p "$data" "$exp"
 exec 9> $exp/.lock
@@ -134,18 +138,14 @@ if step 5 $exp/.adapt.done; then
   [ -n "$lexicon" ] && lexicon_opt=("$lexicon")
   for set in $test_sets; do
     out=$exp/adapt; [ "$set" = test ] || out=$exp/adapt_$set
-    LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses "$TEMPLATE/decode_score.sh" "$exp/base/average.pt" \
-      "$data/$set" "$exp/base/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
-    eval_opts=(--tune-metric "$tune_metric")
-    if [ "$tune_per_k" = true ]; then eval_opts+=(--tune-per-k); fi
-    if [ "$adapt_decoding" = beam ]; then  # the base model's beam settings, tuned on valid by decode_score.sh
-      read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' \
-        "$exp/base/tune_valid/beam_tuning.txt")"
-      eval_opts+=(--lm "$data/lang_char/lm3.json" --lm-weight "$weight" --word-bonus "$bonus")
-      [ -n "$lexicon" ] && eval_opts+=(--lexicon "$lexicon")
-    elif [ "$adapt_decoding" != greedy ]; then
-      echo "$0: --adapt-decoding must be beam or greedy, not '$adapt_decoding'" >&2; exit 1
+    models=$exp/base/average.pt  # each decoded, its beam weights tuned on valid (EXP/<model dir>/tune_valid/)
+    if [ "$adapt_decoding" = beam ] && [ "$meta_beam" = own ]; then
+      for method in $meta_algorithms; do models+=" $exp/meta_$method/meta.pt"; done
     fi
+    for model in $models; do
+      LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses "$TEMPLATE/decode_score.sh" "$model" "$data/$set" \
+        "$(dirname "$model")/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
+    done
     for method in $baselines $meta_algorithms; do  # adapt-eval keeps work of the same model, schedule, decoding
       case $method in
         none) args=(--model "$exp/base/average.pt" --method none) ;;
@@ -153,6 +153,15 @@ if step 5 $exp/.adapt.done; then
           args=(--model "$exp/base/average.pt" --method "$method" --tune-lrs ${!lrs}) ;;
         *) args=(--model "$exp/meta_$method/meta.pt" --method meta) ;;
       esac
+      eval_opts=(--tune-metric "$tune_metric")
+      if [ "$tune_per_k" = true ]; then eval_opts+=(--tune-per-k); fi
+      if [ "$adapt_decoding" = beam ]; then  # the weights tuned for the model adapted (or the base model's)
+        beam_of=$(dirname "${args[1]}"); [ "$meta_beam" = own ] || beam_of=$exp/base
+        read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' \
+          "$beam_of/tune_valid/beam_tuning.txt")"
+        eval_opts+=(--lm "$data/lang_char/lm3.json" --lm-weight "$weight" --word-bonus "$bonus")
+        [ -n "$lexicon" ] && eval_opts+=(--lexicon "$lexicon")
+      fi
       spawn speechmeta adapt-eval "${args[@]}" --data "$data/$set" --fewshot "$data/fewshot_$set" --shots $shots \
         --seeds $seeds --tune-data "$data/dev" --tune-fewshot "$data/fewshot_dev" --tune-steps $tune_steps \
         --tune-max-utts "$tune_utts" --tune-out "$exp/tune/$method.json" --out "$out/$method" --device "$device" \

@@ -20,6 +20,7 @@ if [[ " $* " == *" --quick true "* || " $* " == *" --quick=true "* ]]; then  # p
   train_conf=conf/quick.yaml; meta_conf=conf/quick_meta.yaml; shots=5
   tune_steps="2 5 10"  # with "2 5" every method chose 5; with 10 on offer all chose 10 (20: little more, 2x time)
   finetune_lrs=0.03; lhuc_lrs=10; adapter_lrs=0.3; lm_weights=0.3; word_bonuses=1.0
+  meta_beam=base  # one point on the grid: the meta models keep it when tuned (measured), for 2 more decodings each
   meta_algorithms="fomaml metasgd"  # second-order MAML over all weights takes 4 of the 15 minutes
 fi
 configure() {
