@@ -147,16 +147,17 @@ if step 5 $exp/.adapt.done; then
         "$(dirname "$model")/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
     done
     for method in $baselines $meta_algorithms; do  # adapt-eval keeps work of the same model, schedule, decoding
+      model=$exp/base/average.pt; beam_of=$exp/base  # beam_of: whose beam weights (tuned on valid) decode it
       case $method in
-        none) args=(--model "$exp/base/average.pt" --method none) ;;
+        none) args=(--model "$model" --method none) ;;
         finetune|lhuc|adapter) lrs=${method}_lrs
-          args=(--model "$exp/base/average.pt" --method "$method" --tune-lrs ${!lrs}) ;;
-        *) args=(--model "$exp/meta_$method/meta.pt" --method meta) ;;
+          args=(--model "$model" --method "$method" --tune-lrs ${!lrs}) ;;
+        *) model=$exp/meta_$method/meta.pt; args=(--model "$model" --method meta)
+          [ "$meta_beam" = base ] || beam_of=$exp/meta_$method ;;
       esac
       eval_opts=(--tune-metric "$tune_metric")
       if [ "$tune_per_k" = true ]; then eval_opts+=(--tune-per-k); fi
-      if [ "$adapt_decoding" = beam ]; then  # the weights tuned for the model adapted (or the base model's)
-        beam_of=$(dirname "${args[1]}"); [ "$meta_beam" = own ] || beam_of=$exp/base
+      if [ "$adapt_decoding" = beam ]; then
         read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' \
           "$beam_of/tune_valid/beam_tuning.txt")"
         eval_opts+=(--lm "$data/lang_char/lm3.json" --lm-weight "$weight" --word-bonus "$bonus")
