@@ -62,9 +62,15 @@ for v in $(grep -ohE '^[a-z][a-z0-9_]*=' "$(basename "$0")" "$TEMPLATE/run.sh" |
   printf '%s=%q\n' "$v" "${!v}"
 done > "$RUN_DIR/options.txt"
 step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && [ ! -f "$2" ]; }
-# spawn CMD...: run CMD in the background, at most $nj at once, each with nproc/nj torch threads (one job on 2 threads
+# spawn CMD...: run CMD in the background, at most $nj at once, each with $THREADS torch threads (one job on 2 threads
 # is only ~1.2x one on 1 thread); a failed job stops the stage. wait_all: wait for every spawned job.
-THREADS=$(( $(nproc) / nj > 0 ? $(nproc) / nj : 1 ))
+# threads_for N: a stage that spawns N jobs shares the cores among the min(N, nj) of them that run at once.
+threads_for() {
+  local at_once=$(( $1 < nj ? $1 : nj ))
+  [ "$at_once" -ge 1 ] || at_once=1
+  THREADS=$(( $(nproc) / at_once > 0 ? $(nproc) / at_once : 1 ))
+}
+threads_for "$nj"
 trap 'kill $(jobs -pr) 2>/dev/null || true' EXIT
 spawn() {
   while [ "$(jobs -pr | wc -l)" -ge "$nj" ]; do wait -n; done
@@ -122,6 +128,9 @@ fi
 
 if step 4 $exp/.meta.done; then
   echo "stage 4: meta-training ($meta_algorithms)"
+  todo=0
+  for alg in $meta_algorithms; do [ -f "$exp/meta_$alg/meta.pt" ] || todo=$((todo + 1)); done
+  threads_for "$todo"
   for alg in $meta_algorithms; do
     [ -f "$exp/meta_$alg/meta.pt" ] && continue
     spawn speechmeta meta-train --config "$meta_conf" --base $exp/base/average.pt --train-dir $data/train \
@@ -146,6 +155,7 @@ if step 5 $exp/.adapt.done; then
       LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses "$TEMPLATE/decode_score.sh" "$model" "$data/$set" \
         "$(dirname "$model")/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
     done
+    threads_for "$(wc -w <<< "$baselines $meta_algorithms")"
     for method in $baselines $meta_algorithms; do  # adapt-eval keeps work of the same model, schedule, decoding
       model=$exp/base/average.pt; beam_of=$exp/base  # beam_of: whose beam weights (tuned on valid) decode it
       case $method in
