@@ -128,11 +128,10 @@ fi
 
 if step 4 $exp/.meta.done; then
   echo "stage 4: meta-training ($meta_algorithms)"
-  todo=0
-  for alg in $meta_algorithms; do [ -f "$exp/meta_$alg/meta.pt" ] || todo=$((todo + 1)); done
-  threads_for "$todo"
-  for alg in $meta_algorithms; do
-    [ -f "$exp/meta_$alg/meta.pt" ] && continue
+  todo=()  # the algorithms without a finished model
+  for alg in $meta_algorithms; do [ -f "$exp/meta_$alg/meta.pt" ] || todo+=("$alg"); done
+  threads_for "${#todo[@]}"
+  for alg in "${todo[@]}"; do
     spawn speechmeta meta-train --config "$meta_conf" --base $exp/base/average.pt --train-dir $data/train \
       --valid-dir $data/dev --exp-dir "$exp/meta_$alg" --resume --no-progress meta.algorithm="$alg" \
       meta.device="$device"
