@@ -4,7 +4,8 @@
 # fails or runs out of time costs only itself.
 #   OUT=/tmp/gpu bash benchmarks/gpu.sh
 #   OUT=/tmp/gpu ONLY="adapt.json profile.txt" bash benchmarks/gpu.sh    # some steps only
-# Python packages the machine lacks may be carried as wheels in .whl/ (installed into /tmp/site, no network).
+# Python packages the machine lacks are carried as wheels in .whl/ (installed into /tmp/site, no network): make them
+# with `bash benchmarks/gpu_wheels.sh` and name .whl in the device call's carry.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/speechmeta-gpu}

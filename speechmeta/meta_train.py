@@ -11,13 +11,14 @@ the initialization can overfit the few training speakers); `last` the final one.
 model with the meta-learned initialization and the adaptation rule (algorithm, parameter set, inner steps, inner
 rates), so `adapt` can apply it.
 
-`meta.batched=true` computes all speakers of a meta-batch in one vmap pass (the GPU path). Under
+`meta.batched=true` computes all speakers of a meta-batch in one vmap pass (the default on CUDA). Under
 `torchrun --nproc-per-node N -m speechmeta.cli meta-train ...` each process takes a share of the meta-batch's
 speakers and the summed meta-gradients are all-reduced (NCCL on GPU, gloo on CPU); only process 0 writes files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -103,6 +104,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     device = resolve_device(mc.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if mc.batched is None:  # faster on a GPU, not on CPU (benchmarks/meta_step.py)
+        mc = dataclasses.replace(mc, batched=device.type == "cuda")
     torch.manual_seed(mc.seed + rank)  # dropout differs between processes, as between speakers
     random.seed(mc.seed)
 

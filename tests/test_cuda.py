@@ -39,15 +39,21 @@ def test_train_runs_on_cuda_with_bf16(base):
 
 
 @pytest.mark.parametrize("algorithm,batched", [("fomaml", False), ("fomaml", True), ("maml", True),
-                                               ("metasgd", True)])
-def test_meta_train_runs_on_cuda(base, tmp_path, algorithm, batched):
+                                               ("metasgd", True), ("metasgd", None)])
+def test_meta_train_runs_on_cuda(base, tmp_path, monkeypatch, algorithm, batched):
     out, _ = base
+    import speechmeta.meta_train as mt
+
+    calls = []
+    real = mt.batched_meta_gradient
+    monkeypatch.setattr(mt, "batched_meta_gradient", lambda *a, **k: calls.append(1) or real(*a, **k))
     cfg = load_config(overrides=["model.size=tiny", f"meta.algorithm={algorithm}", "meta.param_set=lhuc",
                                  "meta.meta_steps=2", "meta.speakers_per_batch=2", "meta.shots=2", "meta.query=2",
-                                 "meta.inner_steps=2", "meta.eval_every=1", "meta.eval_tasks=1",
-                                 f"meta.batched={str(batched).lower()}", "meta.device=cuda"])
+                                 "meta.inner_steps=2", "meta.eval_every=1", "meta.eval_tasks=1", "meta.device=cuda",
+                                 *([f"meta.batched={str(batched).lower()}"] if batched is not None else [])])
     result = meta_train(cfg, out / "base" / "average.pt", out / "train", out / "test", tmp_path, progress=False)
     assert torch.isfinite(torch.tensor([result["query_loss_before"], result["query_loss_after"]])).all()
+    assert bool(calls) == (batched is not False)  # unset: batched on CUDA
 
 
 def test_decode_runs_on_cuda(base, tmp_path):
