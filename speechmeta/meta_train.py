@@ -234,6 +234,11 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
             save_checkpoint(exp_dir / "meta.pt", kept)
             log.info("meta.pt: the model of meta-step %d (validation query loss after adaptation %.4f)",
                      kept["step"], best)
+            if kept["step"] == 0:
+                log.warning("no meta-step lowered the validation speakers' query loss after adaptation: meta.pt "
+                            "holds the initial weights with the adaptation rule (%s, %d inner steps). When the base "
+                            "model was trained on the same speakers, their meta-gradient rarely helps new ones",
+                            mc.algorithm, mc.inner_steps)
         else:
             save(exp_dir / "meta.pt")
     if world > 1:  # leave together: a process that exits while process 0 still evaluates can abort (gloo)

@@ -105,10 +105,10 @@ def test_two_gloo_processes_equal_one(base, tmp_path):
     assert_same_model(tmp_path / "one" / "meta.pt", tmp_path / "two" / "meta.pt")
 
 
-def test_keep_best_is_the_lowest_validation_query_loss_and_survives_a_resume(base, tmp_path):
-    def run(steps: int, out: Path, resume: bool = False) -> None:
+def test_keep_best_is_the_lowest_validation_query_loss_and_survives_a_resume(base, tmp_path, caplog):
+    def run(steps: int, out: Path, resume: bool = False, *extra: str) -> None:
         cfg = load_config(overrides=[*meta_overrides("meta.keep=best", f"meta.meta_steps={steps}", "meta.eval_every=1",
-                                                     "meta.checkpoint_every=1", "meta.outer_lr=0.05")])
+                                                     "meta.checkpoint_every=1", "meta.outer_lr=0.05", *extra)])
         meta_train(cfg, base / "base" / "average.pt", base / "train", base / "test", out, resume=resume,
                    progress=False)
 
@@ -124,6 +124,13 @@ def test_keep_best_is_the_lowest_validation_query_loss_and_survives_a_resume(bas
     run(4, tmp_path / "b", resume=True)
     assert load_checkpoint(tmp_path / "b" / "meta.pt")["step"] == kept["step"]
     assert_same_model(tmp_path / "a" / "meta.pt", tmp_path / "b" / "meta.pt")
+    warned = "no meta-step lowered" in caplog.text
+    assert warned == (kept["step"] == 0)
+    caplog.clear()
+    # a step of 1.0 on every weight wrecks the initialization: step 0 is kept, and the log says so
+    run(1, tmp_path / "d", False, "meta.param_set=all", "meta.outer_lr=1.0")
+    assert load_checkpoint(tmp_path / "d" / "meta.pt")["step"] == 0
+    assert "no meta-step lowered the validation speakers' query loss" in caplog.text
     with pytest.raises(ValueError, match="meta.keep must be best or last"):
         meta_train(load_config(overrides=meta_overrides("meta.keep=first")), base / "base" / "average.pt",
                    base / "train", base / "test", tmp_path / "c", progress=False)
