@@ -76,8 +76,8 @@ class MetaConfig:
     eval_tasks: int = 8
     keep: str = "best"  # meta.pt: "best" (lowest validation query loss after adaptation, early stopping) or "last"
     batched: bool | None = None  # all speakers of a meta-batch in one vmap pass instead of a loop; None: on CUDA
-                                 # (H200: FOMAML 1.57x, Meta-SGD 1.94x, MAML 2.47x faster a meta-step; on CPU 2 cores
-                                 # the loop is as fast and keeps 3x less memory for MAML: benchmarks/README.md)
+                                 # (H200: FOMAML 1.57x, Meta-SGD 1.94x, MAML 2.47x faster a meta-step); on 2 CPU
+                                 # cores MAML gained 1.13x and the loop keeps 3x less memory (benchmarks/README.md)
     seed: int = 0
     device: str = "auto"
 

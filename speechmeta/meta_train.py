@@ -104,7 +104,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     device = resolve_device(mc.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if mc.batched is None:  # faster on a GPU, not on CPU (benchmarks/meta_step.py)
+    if mc.batched is None:  # much faster on a GPU; on CPU the loop, which keeps less memory (benchmarks/README.md)
         mc = dataclasses.replace(mc, batched=device.type == "cuda")
     torch.manual_seed(mc.seed + rank)  # dropout differs between processes, as between speakers
     random.seed(mc.seed)
