@@ -100,6 +100,23 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     summary = json.loads((tmp_path / "exp" / "adapt" / "lhuc" / "k2" / "seed0" / "summary.json").read_text())
     assert tuned["shots"] == [2] and summary["steps"] == tuned["best"]["steps"]
 
+    # A meta model that kept meta-step 0 is the base model: stage 5 reuses the base's decoding and beam tuning.
+    for done in (".meta.done", ".adapt.done"):
+        (tmp_path / "exp" / done).unlink()
+    subprocess.run(["rm", "-rf", str(tmp_path / "exp" / "meta_fomaml")], check=True)
+    (tmp_path / "meta0.yaml").write_text(TINY_META.replace("meta_steps: 2", "meta_steps: 0"))
+    step0 = run_recipe("synth", tmp_path, *opts, "--stage", "4", "--stop-stage", "5", "--baselines", "none",
+                       "--meta-conf", str(tmp_path / "meta0.yaml"))
+    assert step0.returncode == 0, step0.stderr[-3000:]
+    assert "meta_fomaml/meta.pt kept meta-step 0" in step0.stdout
+    meta_dir = tmp_path / "exp" / "meta_fomaml"
+    assert os.readlink(meta_dir / "decode_test") == "../base/decode_test"
+    assert (meta_dir / "tune_valid" / "beam_tuning.txt").read_text() == (
+        tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt").read_text()
+    decoding = json.loads((tmp_path / "exp" / "adapt" / "fomaml" / "k2" / "seed0" / "summary.json").read_text())
+    base_decoding = json.loads((tmp_path / "exp" / "adapt" / "none" / "k0" / "seed0" / "summary.json").read_text())
+    assert decoding["decoding"] == base_decoding["decoding"]
+
     # Stage 5's methods run as parallel jobs: one that fails stops the stage (no .done marker, nonzero status).
     (tmp_path / "exp" / ".adapt.done").unlink()
     failed = run_recipe("synth", tmp_path, *opts, "--stage", "5", "--stop-stage", "5", "--nj", "2",

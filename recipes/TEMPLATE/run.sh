@@ -77,6 +77,11 @@ spawn() {
   OMP_NUM_THREADS=$THREADS "$@" &
 }
 wait_all() { while [ -n "$(jobs -p)" ]; do wait -n; done; }
+# kept_step0 META_PT: true when meta-training kept its initial weights (meta.keep=best found no better meta-step)
+kept_step0() {
+  [ -f "$1" ] && python -c "import sys; from speechmeta.checkpoint import load_checkpoint
+sys.exit(0 if load_checkpoint(sys.argv[1])['step'] == 0 else 1)" "$1"
+}
 
 if step 0 $data/.prep.done; then
   echo "stage 0: data prep"
@@ -147,12 +152,21 @@ if step 5 $exp/.adapt.done; then
   for set in $test_sets; do
     out=$exp/adapt; [ "$set" = test ] || out=$exp/adapt_$set
     models=$exp/base/average.pt  # each decoded, its beam weights tuned on valid (EXP/<model dir>/tune_valid/)
+    as_base=()  # meta models that kept meta-step 0: the base model's weights, so its decoding and tuning serve
     if [ "$adapt_decoding" = beam ] && [ "$meta_beam" = own ]; then
-      for method in $meta_algorithms; do models+=" $exp/meta_$method/meta.pt"; done
+      for method in $meta_algorithms; do
+        if kept_step0 "$exp/meta_$method/meta.pt"; then as_base+=("$exp/meta_$method")
+        else models+=" $exp/meta_$method/meta.pt"; fi
+      done
     fi
     for model in $models; do
       LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses "$TEMPLATE/decode_score.sh" "$model" "$data/$set" \
         "$(dirname "$model")/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
+    done
+    for dir in "${as_base[@]}"; do
+      echo "$dir/meta.pt kept meta-step 0 (the base model's weights): its decoding and beam weights are the base's"
+      rm -rf "$dir/tune_valid" "$dir/decode_$set"
+      ln -s ../base/tune_valid "$dir/tune_valid"; ln -s "../base/decode_$set" "$dir/decode_$set"
     done
     threads_for "$(wc -w <<< "$baselines $meta_algorithms")"
     for method in $baselines $meta_algorithms; do  # adapt-eval keeps work of the same model, schedule, decoding
