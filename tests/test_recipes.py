@@ -116,6 +116,19 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     decoding = json.loads((tmp_path / "exp" / "adapt" / "fomaml" / "k2" / "seed0" / "summary.json").read_text())
     base_decoding = json.loads((tmp_path / "exp" / "adapt" / "none" / "k0" / "seed0" / "summary.json").read_text())
     assert decoding["decoding"] == base_decoding["decoding"]
+    # Meta-trained again past step 0 in the same folder: its own decoding, not through those links into base/.
+    for done in (".meta.done", ".adapt.done"):
+        (tmp_path / "exp" / done).unlink()
+    for ckpt in meta_dir.glob("*.pt"):
+        ckpt.unlink()
+    base_tuning = (tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt").read_text()
+    (tmp_path / "meta_last.yaml").write_text(TINY_META + "  keep: last\n")
+    last = run_recipe("synth", tmp_path, *opts, "--stage", "4", "--stop-stage", "5", "--baselines", "none",
+                      "--meta-conf", str(tmp_path / "meta_last.yaml"))
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert not (meta_dir / "decode_test").is_symlink() and not (meta_dir / "tune_valid").is_symlink()
+    assert (meta_dir / "decode_test" / "beam" / "score" / "wer.json").is_file()
+    assert (tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt").read_text() == base_tuning
 
     # Stage 5's methods run as parallel jobs: one that fails stops the stage (no .done marker, nonzero status).
     (tmp_path / "exp" / ".adapt.done").unlink()

@@ -155,8 +155,11 @@ if step 5 $exp/.adapt.done; then
     as_base=()  # meta models that kept meta-step 0: the base model's weights, so its decoding and tuning serve
     if [ "$adapt_decoding" = beam ] && [ "$meta_beam" = own ]; then
       for method in $meta_algorithms; do
-        if kept_step0 "$exp/meta_$method/meta.pt"; then as_base+=("$exp/meta_$method")
-        else models+=" $exp/meta_$method/meta.pt"; fi
+        if kept_step0 "$exp/meta_$method/meta.pt"; then as_base+=("$exp/meta_$method"); continue; fi
+        models+=" $exp/meta_$method/meta.pt"
+        for link in "$exp/meta_$method/tune_valid" "$exp/meta_$method/decode_$set"; do  # a retrained meta model's
+          if [ -L "$link" ]; then rm "$link"; fi  # results must not go through an earlier run's link into base/
+        done
       done
     fi
     for model in $models; do
