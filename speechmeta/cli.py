@@ -65,6 +65,17 @@ def cmd_fix_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_combine_data(args: argparse.Namespace) -> int:
+    from speechmeta.data.combine import combine_data_dirs
+    from speechmeta.data.datadir import DataDir
+
+    for note in combine_data_dirs(args.srcs, args.dst):
+        print(note)
+    data = DataDir.load(args.dst)
+    print(f"{args.dst}: {len(data.utts)} utterances of {len(data.spks)} speakers from {len(args.srcs)} data dirs")
+    return 0
+
+
 def cmd_compute_feats(args: argparse.Namespace) -> int:
     from speechmeta.config import load_config
     from speechmeta.data.compute_feats import compute_feats
@@ -192,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
             "every dropped utterance is printed with its reason.")
     p.add_argument("dir", type=Path, help="data dir")
     p.add_argument("--audio-root", type=Path, help=audio_root_help)
+
+    p = add("combine-data", cmd_combine_data, "several data dirs as one (Kaldi's combine_data.sh)",
+            "Write the utterances of SRC... into DST. Utterance ids must be unique across the sources; relative "
+            "wav.scp and feats.scp paths are rewritten (features are not copied); an optional file (utt2dur, "
+            "spk2gender, ...) is kept only when every source has it; per-speaker CMVN statistics are summed. "
+            "Sources with features from different filterbank configs are refused.")
+    p.add_argument("dst", type=Path, help="new data dir")
+    p.add_argument("srcs", type=Path, nargs="+", metavar="SRC", help="source data dirs (at least two)")
 
     p = add("compute-feats", cmd_compute_feats, "log-mel features + CMVN stats for a data dir",
             "Compute Kaldi-compatible log-mel filterbanks (80 bins, 25 ms / 10 ms by default) into DIR/fbank/, "

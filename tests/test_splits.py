@@ -15,6 +15,8 @@ import splits  # noqa: E402
 from speechmeta.data.cmvn import load_cmvn  # noqa: E402
 from speechmeta.data.compute_feats import compute_feats  # noqa: E402
 from speechmeta.data.datadir import DataDir, validate_data_dir  # noqa: E402
+from speechmeta.data.dataset import check_fbank_config  # noqa: E402
+from speechmeta.data.fbank import FbankConfig  # noqa: E402
 from speechmeta.data.feats_store import FeatsReader  # noqa: E402
 from speechmeta.data.subset import subset_data_dir  # noqa: E402
 
@@ -79,5 +81,8 @@ def test_subset_keeps_paths_features_and_cmvn(make_data_dir, tmp_path):
     np.testing.assert_array_equal(FeatsReader(sub)["spk2-utt1"], FeatsReader(d)["spk2-utt1"])
     g, spk = load_cmvn(sub / "cmvn.npz")
     np.testing.assert_allclose(g, spk["spk0"] + spk["spk2"])
+    check_fbank_config(sub, FbankConfig())  # the features' config goes with them: another one is still refused
+    with pytest.raises(ValueError, match="another filterbank"):
+        check_fbank_config(sub, FbankConfig(num_mel_bins=40))
     with pytest.raises(ValueError, match="speaker.*not in"):
         subset_data_dir(d, tmp_path / "x", ["nobody"])

@@ -2,11 +2,13 @@
 
 Every per-utterance and per-speaker table is filtered; relative paths in `wav.scp` and `feats.scp` are rewritten
 so that they still point at the same files from the new folder; CMVN statistics keep the chosen speakers, and the
-global statistics are their sum.
+global statistics are their sum; the filterbank config the features were computed with is recorded in the new folder
+too (`fbank/conf.json`), so that training still refuses them under another config.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,12 +17,24 @@ import numpy as np
 from speechmeta.data.cmvn import load_cmvn, save_cmvn
 from speechmeta.data.datadir import DataDir, read_table, spk2utt_lines, write_table
 from speechmeta.data.fix_datadir import SPK_FILES, UTT_FILES
-from speechmeta.fileio import atomic_write_lines
+from speechmeta.fileio import atomic_write_lines, atomic_write_text
 
 
-def _relocate(value: str, src: Path, dst: Path) -> str:
+def relocate(value: str, src: Path, dst: Path) -> str:
+    """A relative path of `src` rewritten to point at the same file from `dst` (an absolute one is kept)."""
     path = Path(value)
     return value if path.is_absolute() else os.path.relpath(src / path, dst)
+
+
+def fbank_config(data_dir: Path) -> dict | None:
+    """The filterbank config of a data dir's features as compute-feats recorded it (fbank/conf.json), or None."""
+    conf = data_dir / "fbank" / "conf.json"
+    return json.loads(conf.read_text(encoding="utf-8")).get("fbank") if conf.is_file() else None
+
+
+def record_fbank_config(data_dir: Path, config: dict) -> None:
+    """Record `config` for features that live elsewhere (no utterance list: a compute-feats run here starts anew)."""
+    atomic_write_text(data_dir / "fbank" / "conf.json", json.dumps({"fbank": config}, indent=1))
 
 
 def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, spks: list[str]) -> Path:
@@ -45,15 +59,17 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, spks: list[s
         segments = table("segments")
         write_table(dst / "segments", {u: segments[u] for u in utts})
         recordings = {segments[u].split()[0] for u in utts}
-        write_table(dst / "wav.scp", {r: _relocate(wav[r], src, dst) for r in recordings})
+        write_table(dst / "wav.scp", {r: relocate(wav[r], src, dst) for r in recordings})
     else:
-        write_table(dst / "wav.scp", {u: _relocate(wav[u], src, dst) for u in utts})
+        write_table(dst / "wav.scp", {u: relocate(wav[u], src, dst) for u in utts})
     for name in UTT_FILES:
         if (src / name).exists():
             rows = {k: v for k, v in table(name).items() if k in utts}
             if name == "feats.scp":
-                rows = {k: _relocate(v, src, dst) for k, v in rows.items()}
+                rows = {k: relocate(v, src, dst) for k, v in rows.items()}
             write_table(dst / name, rows)
+    if (dst / "feats.scp").exists() and fbank_config(src) is not None:
+        record_fbank_config(dst, fbank_config(src))
     for name in SPK_FILES:
         if (src / name).exists():
             write_table(dst / name, {k: v for k, v in table(name).items() if k in keep_spk})
