@@ -55,6 +55,9 @@ def test_combined_dir_reads_the_sources_features_and_sums_cmvn(make_data_dir, tm
         check_fbank_config(out, FbankConfig(num_mel_bins=40))
     assert main(["combine-data", str(tmp_path / "cli"), str(a), str(b)]) == 0
     assert read_table(tmp_path / "cli" / "feats.scp").first().keys() == read_table(out / "feats.scp").first().keys()
+    (b / "feats.scp").unlink()  # combined again without features: the earlier feats.scp and cmvn.npz must go
+    assert f"feats.scp left out: only {a} of the sources have it" in combine_data_dirs([a, b], out)
+    assert not (out / "feats.scp").exists()
 
 
 def test_refusals_name_the_cause(make_data_dir, tmp_path):

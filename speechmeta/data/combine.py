@@ -18,8 +18,9 @@ import numpy as np
 
 from speechmeta.data.cmvn import load_cmvn, save_cmvn
 from speechmeta.data.datadir import DataDir, read_table, spk2utt_lines, write_table
+from speechmeta.data.feats_store import fbank_config, record_fbank_config
 from speechmeta.data.fix_datadir import SPK_FILES, UTT_FILES
-from speechmeta.data.subset import fbank_config, record_fbank_config, relocate
+from speechmeta.data.subset import relocate
 from speechmeta.fileio import atomic_write_lines
 
 
@@ -47,6 +48,8 @@ def combine_data_dirs(srcs: list[str | os.PathLike], dst: str | os.PathLike) -> 
         raise ValueError(f"the sources' features come from different filterbank configs ({listed}); recompute them "
                          "with one config (speechmeta compute-feats DIR --config CONF)")
     dst.mkdir(parents=True, exist_ok=True)
+    for name in ("cmvn.npz", *UTT_FILES, *SPK_FILES):  # an earlier combination's, which this one may not rewrite
+        (dst / name).unlink(missing_ok=True)
     utt2spk = {u: d.utt2spk[u] for d in datas for u in d.utts}
     write_table(dst / "text", {u: d.text[u] for d in datas for u in d.utts})
     write_table(dst / "utt2spk", utt2spk)

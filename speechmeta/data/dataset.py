@@ -14,7 +14,6 @@ A batch is a dict: `feats` (B, T, F) float32, `feat_lens` (B,), `targets` (B, S)
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import random
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 from speechmeta.data.cmvn import apply_cmvn, load_cmvn
 from speechmeta.data.datadir import DataDir
 from speechmeta.data.fbank import FbankConfig
-from speechmeta.data.feats_store import FeatsReader
+from speechmeta.data.feats_store import FeatsReader, fbank_config
 from speechmeta.data.tokenizer import CharTokenizer
 from speechmeta.model.conformer import output_lengths
 
@@ -105,10 +104,9 @@ class UttData:
 def check_fbank_config(data_dir: Path, fbank: FbankConfig) -> None:
     """Refuse features computed with another filterbank configuration than `fbank` (where the data dir records it:
     fbank/conf.json, written by compute-feats)."""
-    conf = data_dir / "fbank" / "conf.json"
-    if not conf.is_file():
+    stored = fbank_config(data_dir)
+    if stored is None:
         return
-    stored = json.loads(conf.read_text(encoding="utf-8")).get("fbank", {})
     wanted = dataclasses.asdict(fbank)
     differ = {k: (stored.get(k), v) for k, v in wanted.items() if stored.get(k) != v}
     if differ:

@@ -6,12 +6,25 @@ holds a float32 (total_frames, D) array. Loading a random utterance touches only
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from speechmeta.data.datadir import read_table
+from speechmeta.fileio import atomic_write_text
+
+
+def fbank_config(data_dir: Path) -> dict | None:
+    """The filterbank config of a data dir's features as compute-feats recorded it (fbank/conf.json), or None."""
+    conf = data_dir / "fbank" / "conf.json"
+    return json.loads(conf.read_text(encoding="utf-8")).get("fbank") if conf.is_file() else None
+
+
+def record_fbank_config(data_dir: Path, config: dict) -> None:
+    """Record `config` for features that live elsewhere (no utterance list: a compute-feats run here starts anew)."""
+    atomic_write_text(data_dir / "fbank" / "conf.json", json.dumps({"fbank": config}, indent=1))
 
 
 def parse_feats_entry(value: str) -> tuple[str, int, int]:

@@ -8,7 +8,6 @@ too (`fbank/conf.json`), so that training still refuses them under another confi
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,25 +15,15 @@ import numpy as np
 
 from speechmeta.data.cmvn import load_cmvn, save_cmvn
 from speechmeta.data.datadir import DataDir, read_table, spk2utt_lines, write_table
+from speechmeta.data.feats_store import fbank_config, record_fbank_config
 from speechmeta.data.fix_datadir import SPK_FILES, UTT_FILES
-from speechmeta.fileio import atomic_write_lines, atomic_write_text
+from speechmeta.fileio import atomic_write_lines
 
 
 def relocate(value: str, src: Path, dst: Path) -> str:
     """A relative path of `src` rewritten to point at the same file from `dst` (an absolute one is kept)."""
     path = Path(value)
     return value if path.is_absolute() else os.path.relpath(src / path, dst)
-
-
-def fbank_config(data_dir: Path) -> dict | None:
-    """The filterbank config of a data dir's features as compute-feats recorded it (fbank/conf.json), or None."""
-    conf = data_dir / "fbank" / "conf.json"
-    return json.loads(conf.read_text(encoding="utf-8")).get("fbank") if conf.is_file() else None
-
-
-def record_fbank_config(data_dir: Path, config: dict) -> None:
-    """Record `config` for features that live elsewhere (no utterance list: a compute-feats run here starts anew)."""
-    atomic_write_text(data_dir / "fbank" / "conf.json", json.dumps({"fbank": config}, indent=1))
 
 
 def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, spks: list[str]) -> Path:
@@ -68,8 +57,8 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, spks: list[s
             if name == "feats.scp":
                 rows = {k: relocate(v, src, dst) for k, v in rows.items()}
             write_table(dst / name, rows)
-    if (dst / "feats.scp").exists() and fbank_config(src) is not None:
-        record_fbank_config(dst, fbank_config(src))
+    if (dst / "feats.scp").exists() and (config := fbank_config(src)) is not None:
+        record_fbank_config(dst, config)
     for name in SPK_FILES:
         if (src / name).exists():
             write_table(dst / name, {k: v for k, v in table(name).items() if k in keep_spk})
