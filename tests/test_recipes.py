@@ -209,6 +209,43 @@ def test_custom_recipe_needs_its_dirs(tmp_path):
     assert r.returncode == 1 and "give --train-dir DIR and --test-dir DIR" in r.stderr
 
 
+def test_stage3_pretrains_on_synthetic_voices_reading_the_training_text_then_fine_tunes(tmp_path):
+    """--pretrain-conf: eSpeak voices read data/train/text (band-limited), a model is trained on them, and the base
+    training starts from it; a rerun of stage 3 reuses the synthetic corpus instead of making it again."""
+    train = make_user_dir(tmp_path / "user", 5, 9, "tr")
+    test = make_user_dir(tmp_path / "user", 2, 9, "te")
+    lines = (train / "text").read_text().splitlines()  # each speaker's sentences their own: a word names the speaker
+    names = ["ZERO", "SEVEN", "EIGHT", "NINE", "TEN"]
+    (train / "text").write_text("".join(f"{utt} {names[int(utt[2])]} {words}\n"
+                                        for utt, words in (line.split(" ", 1) for line in lines)))
+    (tmp_path / "pretrain.yaml").write_text(TINY.replace("epochs: 2", "epochs: 1"))
+    opts = ["--train-dir", str(train), "--test-dir", str(test), "--valid-speakers", "2", "--stop-stage", "3",
+            "--pretrain-conf", str(tmp_path / "pretrain.yaml"), "--synth-speakers", "2", "--synth-utts", "3",
+            "--synth-bandwidth", "3000"]
+    r = run_recipe("custom", tmp_path, *opts)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    from speechmeta.data.datadir import DataDir
+
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    synth = DataDir.load(data / "synth" / "train")
+    assert len(synth.spks) == 2 and len(synth.utts) == 6
+    train_text = set(DataDir.load(data / "train").text.values())
+    assert set(synth.text.values()) <= train_text  # the training speakers' sentences, not valid's or test's
+    assert (data / "synth" / "train" / "feats.scp").read_text().count("\n") == 6
+    assert json.loads((data / "synth" / "synth_conf.json").read_text())["bandwidth_hz"] == 3000
+    assert (exp / "pretrain" / "average.pt").is_file() and (exp / "base" / "average.pt").is_file()
+    base_log = (exp / "base" / "log" / "train.log").read_text()
+    assert f"initialized from {exp / 'pretrain' / 'average.pt'}" in base_log
+    assert "re-initialized" not in base_log  # the pretraining used the same units as the base model
+
+    (exp / ".base.done").unlink()
+    made = (data / "synth" / "train" / "feats.scp").stat().st_mtime_ns
+    again = run_recipe("custom", tmp_path, *opts, "--stage", "3")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "generated in" not in again.stdout + again.stderr
+    assert (data / "synth" / "train" / "feats.scp").stat().st_mtime_ns == made
+
+
 def test_librispeech_recipe_data_stages_on_a_fixture(tmp_path):
     root = tmp_path / "corpus" / "LibriSpeech"
     for subset, spks in (("train-clean-100", ("19", "26", "27")), ("dev-clean", ("84", "174")),
