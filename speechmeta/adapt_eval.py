@@ -13,6 +13,7 @@ hypotheses read at each step count of `milestones`, lowest dev WER (summed over 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -134,14 +135,14 @@ def spread(utts: list[str], n: int) -> list[str]:
     return [utts[i * len(utts) // n] for i in range(n)]
 
 
-def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: list[int], seed: int,
+def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: list[int], seeds: list[int],
          lrs: list[float | None], milestones: list[int], device: str = "cpu", max_test_utts: int = 20,
          progress: bool = True, beam: BeamOptions | None = None, metric: str = "wer") -> dict:
-    """The (steps, lr) of `method` with the lowest WER (or CER: `metric`) on dev speakers (errors summed over K),
-    decoded as `beam` says (greedy when None). lr None: the method's own (a meta rule's rates)."""
+    """The (steps, lr) of `method` with the lowest WER (or CER: `metric`) on dev speakers (errors summed over K and
+    over the support draws of `seeds`: with few dev speakers, one draw of K utterances decides by chance), decoded
+    as `beam` says (greedy when None). lr None: the method's own (a meta rule's rates)."""
     if metric not in ("wer", "cer"):
         raise ValueError(f"the tuning metric must be wer or cer, not '{metric}'")
-    test = read_lists(fewshot / f"test.seed{seed}")
     grid: list[dict] = []
     data = None
     search = None
@@ -153,9 +154,10 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
         char_errors = {m: 0 for m in milestones}
         words = chars = 0
         diverged = set()
-        for k in shots:
+        for seed, k in itertools.product(seeds, shots):
+            test = read_lists(fewshot / f"test.seed{seed}")
             support = read_lists(fewshot / f"support.k{k}.seed{seed}")
-            for spk in tqdm(sorted(s for s in test if s in support), desc=f"tune {method} lr={lr} K={k}",
+            for spk in tqdm(sorted(s for s in test if s in support), desc=f"tune {method} lr={lr} K={k} seed={seed}",
                             disable=not progress, leave=False):
                 utts = spread([u for u in test[spk] if u in data.num_frames], max_test_utts)
                 ref = {u: ad.tokenizer.norm(data.data.text[u]) for u in utts}
@@ -172,21 +174,22 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
                     errors[m] += scored["errors"]
                     char_errors[m] += scored["char_errors"]
         for m in milestones:
-            grid.append({"lr": lr, "steps": m, "wer": errors[m] / max(words, 1),
+            grid.append({"lr": lr, "steps": m, "words": words, "wer": errors[m] / max(words, 1),
                          "cer": char_errors[m] / max(chars, 1), "diverged": m in diverged})
             log.info("tune %s: lr %s, %d steps: dev WER %.4f, CER %.4f", method, lr, m, grid[-1]["wer"],
                      grid[-1]["cer"])
     best = min(grid, key=lambda r: (r[metric], r["steps"]))
-    return {"method": method, "model": str(model_path), "dev": str(data_dir), "shots": shots, "seed": seed,
-            "settings": tune_settings(shots, seed, lrs, milestones, max_test_utts, beam, file_sha256(model_path),
+    return {"method": method, "model": str(model_path), "dev": str(data_dir), "shots": shots, "seeds": seeds,
+            "settings": tune_settings(shots, seeds, lrs, milestones, max_test_utts, beam, file_sha256(model_path),
                                       metric),
             "best": {"steps": best["steps"], "lr": best["lr"]}, "grid": grid}
 
 
-def tune_settings(shots: list[int], seed: int, lrs: list, milestones: list[int], max_test_utts: int = 20,
+def tune_settings(shots: list[int], seeds: list[int], lrs: list, milestones: list[int], max_test_utts: int = 20,
                   beam: BeamOptions | None = None, model_sha256: str = "", metric: str = "wer") -> dict:
     """What a tuning result depends on besides the dev data: a kept result is reused only if they match."""
-    settings = {"shots": shots, "seed": seed, "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts,
+    drawn = {"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds}  # one draw: as tunings were kept before
+    settings = {"shots": shots, **drawn, "lrs": lrs, "milestones": milestones, "max_test_utts": max_test_utts,
                 "dev_utts": "spread", "decoding": describe(beam), "model_sha256": model_sha256}
     return settings | ({"metric": metric} if metric != "wer" else {})  # WER: as tunings were kept before CER
 
@@ -195,7 +198,7 @@ def load_or_tune(path: Path, **kwargs) -> dict:
     """The tuning result at `path`, computed and written once (again when its grid or dev utterances differ)."""
     if path.is_file():
         kept = json.loads(path.read_text())
-        asked = tune_settings(kwargs["shots"], kwargs["seed"], kwargs["lrs"], kwargs["milestones"],
+        asked = tune_settings(kwargs["shots"], kwargs["seeds"], kwargs["lrs"], kwargs["milestones"],
                               kwargs.get("max_test_utts", 20), kwargs.get("beam"), file_sha256(kwargs["model_path"]),
                               kwargs.get("metric", "wer"))
         if kept.get("settings") == asked:

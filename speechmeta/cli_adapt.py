@@ -57,7 +57,7 @@ def cmd_adapt_eval(args: argparse.Namespace) -> int:
         for shots in ([[k] for k in args.shots] if args.tune_per_k else [args.shots]):
             path = tune_out.with_name(f"{tune_out.stem}.k{shots[0]}{tune_out.suffix}") if args.tune_per_k else tune_out
             tuned = load_or_tune(path, model_path=args.model, method=args.method, data_dir=args.tune_data,
-                                 fewshot=args.tune_fewshot, shots=shots, seed=args.seeds[0],
+                                 fewshot=args.tune_fewshot, shots=shots, seeds=args.tune_seeds or args.seeds[:1],
                                  lrs=args.tune_lrs or [None], milestones=args.tune_steps,
                                  max_test_utts=args.tune_max_utts, device=args.device, metric=args.tune_metric,
                                  progress=not args.no_progress, beam=beam)
@@ -154,6 +154,8 @@ def register(add) -> None:
                    help="test utterances per dev speaker scored while tuning (raise it for one-word utterances)")
     p.add_argument("--tune-metric", choices=["wer", "cer"], default="wer",
                    help="what the tuning minimizes on dev (cer: finer-grained where dev has few words)")
+    p.add_argument("--tune-seeds", type=int, nargs="+",
+                   help="support draws of --tune-fewshot to tune on, errors summed (default: the first of --seeds)")
     p.add_argument("--tune-per-k", action="store_true",
                    help="tune steps (and rate) for each K alone instead of once for all K (OUT/tune.k{K}.json)")
     p.add_argument("--tune-out", type=Path, help="where the tuning result is kept (default OUT/tune.json); an "

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_prep"))
 import splits  # noqa: E402
 
 from speechmeta.adapt import adapt_to_speaker, apply_profile, load_adapter  # noqa: E402
-from speechmeta.adapt_eval import evaluate, load_or_tune, tune  # noqa: E402
+from speechmeta.adapt_eval import evaluate, load_or_tune, read_lists, tune  # noqa: E402
 from speechmeta.cli import main  # noqa: E402
 from speechmeta.config import load_config  # noqa: E402
 from speechmeta.data.datadir import DataDir  # noqa: E402
@@ -135,7 +135,7 @@ def test_adapt_eval_same_utterances_and_report_schema(exp, tmp_path):
 
 
 def test_tune_picks_from_the_grid(exp):
-    result = tune(exp / "base" / "average.pt", "lhuc", exp / "test", exp / "fewshot", [1], 0, [1.0, 5.0], [0, 1, 2],
+    result = tune(exp / "base" / "average.pt", "lhuc", exp / "test", exp / "fewshot", [1], [0], [1.0, 5.0], [0, 1, 2],
                   device="cpu", progress=False)
     assert len(result["grid"]) == 6 and result["best"] in [{"steps": r["steps"], "lr": r["lr"]}
                                                            for r in result["grid"]]
@@ -143,7 +143,7 @@ def test_tune_picks_from_the_grid(exp):
     assert [r for r in result["grid"] if r["wer"] == best][0]["wer"] == best
     none = [r["wer"] for r in result["grid"] if r["steps"] == 0]
     assert none[0] == none[1]  # zero steps is the unadapted model whatever the rate
-    by_cer = tune(exp / "base" / "average.pt", "lhuc", exp / "test", exp / "fewshot", [1], 0, [1.0, 5.0], [0, 1, 2],
+    by_cer = tune(exp / "base" / "average.pt", "lhuc", exp / "test", exp / "fewshot", [1], [0], [1.0, 5.0], [0, 1, 2],
                   device="cpu", progress=False, metric="cer")
     assert [r["wer"] for r in by_cer["grid"]] == [r["wer"] for r in result["grid"]]  # the same decodings
     assert all(0 <= r["cer"] for r in by_cer["grid"]) and by_cer["settings"]["metric"] == "cer"
@@ -151,12 +151,25 @@ def test_tune_picks_from_the_grid(exp):
     assert by_cer["best"] == {"steps": lowest["steps"], "lr": lowest["lr"]}
     assert "metric" not in result["settings"]  # WER tunings keep the settings they were kept with before
     with pytest.raises(ValueError, match="wer or cer, not 'ser'"):
-        tune(exp / "base" / "average.pt", "lhuc", exp / "test", exp / "fewshot", [1], 0, [1.0], [0], metric="ser")
+        tune(exp / "base" / "average.pt", "lhuc", exp / "test", exp / "fewshot", [1], [0], [1.0], [0], metric="ser")
+
+
+def test_tuning_over_several_support_draws_sums_their_errors(exp, tmp_path):
+    splits.write_fewshot(exp / "test", tmp_path / "fewshot", [1], [0, 1], min_test=3)
+    args = (exp / "base" / "average.pt", "lhuc", exp / "test", tmp_path / "fewshot", [1])
+    kw = dict(lrs=[5.0], milestones=[0, 1, 2], device="cpu", progress=False)
+    both, first, second = (tune(*args, seeds, **kw) for seeds in ([0, 1], [0], [1]))
+    assert read_lists(tmp_path / "fewshot" / "support.k1.seed0") != read_lists(
+        tmp_path / "fewshot" / "support.k1.seed1")  # two different draws
+    for b, f, s in zip(both["grid"], first["grid"], second["grid"], strict=True):
+        assert b["words"] == f["words"] + s["words"]
+        assert round(b["wer"] * b["words"]) == round(f["wer"] * f["words"]) + round(s["wer"] * s["words"])
+    assert both["seeds"] == [0, 1] and both["settings"]["seeds"] == [0, 1] and first["settings"]["seed"] == 0
 
 
 def test_tuning_is_kept_and_redone_when_its_settings_change(exp, tmp_path):
     kwargs = dict(model_path=exp / "base" / "average.pt", method="lhuc", data_dir=exp / "test",
-                  fewshot=exp / "fewshot", shots=[1], seed=0, lrs=[5.0], milestones=[0, 1], device="cpu",
+                  fewshot=exp / "fewshot", shots=[1], seeds=[0], lrs=[5.0], milestones=[0, 1], device="cpu",
                   progress=False)
     path = tmp_path / "tune.json"
     first = load_or_tune(path, max_test_utts=1, **kwargs)

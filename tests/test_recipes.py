@@ -91,14 +91,18 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert [line for line in again.stdout.splitlines() if line.startswith("stage ")] == ["stage 6: report"]
 
-    # Stage 5 again, each K tuned alone: its own tuning file, and the result made with that schedule.
+    # Stage 5 again, each K tuned alone over two support draws of the dev speakers (stage 2 writes a draw given
+    # before it runs; here a split of the same kind is added): its own tuning file, and the result made with it.
     (tmp_path / "exp" / ".adapt.done").unlink()
+    subprocess.run([sys.executable, str(REPO / "data_prep" / "splits.py"), "fewshot", "--data",
+                    str(tmp_path / "data" / "dev"), "--shots", "2", "--seeds", "1", "--out",
+                    str(tmp_path / "data" / "fewshot_dev")], check=True, capture_output=True)
     per_k = run_recipe("synth", tmp_path, *opts, "--stage", "5", "--stop-stage", "5", "--tune-per-k", "true",
-                       "--baselines", "lhuc")
+                       "--baselines", "lhuc", "--tune-seeds", "0 1")
     assert per_k.returncode == 0, per_k.stderr[-3000:]
     tuned = json.loads((tmp_path / "exp" / "tune" / "lhuc.k2.json").read_text())
     summary = json.loads((tmp_path / "exp" / "adapt" / "lhuc" / "k2" / "seed0" / "summary.json").read_text())
-    assert tuned["shots"] == [2] and summary["steps"] == tuned["best"]["steps"]
+    assert tuned["shots"] == [2] and summary["steps"] == tuned["best"]["steps"] and tuned["seeds"] == [0, 1]
 
     # A meta model that kept meta-step 0 is the base model: stage 5 reuses the base's decoding and beam tuning.
     for done in (".meta.done", ".adapt.done"):
@@ -193,7 +197,7 @@ def test_custom_recipe_on_a_users_data_dirs(tmp_path):
     test = make_user_dir(tmp_path / "user", 2, 9, "te")
     before = sorted(p.name for p in train.iterdir())
     r = run_recipe("custom", tmp_path, "--train-dir", str(train), "--test-dir", str(test), "--valid-speakers", "2",
-                   "--stop-stage", "2")
+                   "--stop-stage", "2", "--tune-seeds", "2 1")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     data = tmp_path / "data"
     from speechmeta.data.datadir import DataDir, validate_data_dir
@@ -201,6 +205,9 @@ def test_custom_recipe_on_a_users_data_dirs(tmp_path):
     assert len(DataDir.load(data / "train").spks) == 3 and len(DataDir.load(data / "valid").spks) == 2
     assert validate_data_dir(data / "test") == [] and (data / "test" / "feats.scp").read_text().count("\n") == 18
     assert (data / "fewshot_test" / "support.k2.seed0").read_text().count("\n") == 2
+    # the dev speakers are drawn for tuning as often as --tune-seeds asks, the test speakers as --seeds does
+    assert sorted(p.name for p in (data / "fewshot_dev").glob("test.seed*")) == [f"test.seed{s}" for s in "012"]
+    assert sorted(p.name for p in (data / "fewshot_test").glob("test.seed*")) == ["test.seed0"]
     assert sorted(p.name for p in train.iterdir()) == before  # the user's dir was not written into
 
 

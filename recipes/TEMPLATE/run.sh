@@ -26,6 +26,7 @@ shots=${shots:-"5 10"}                          # K: adaptation utterances per s
 seeds=${seeds:-"0"}                             # few-shot draws (each a different support/test split)
 tune_steps=${tune_steps:-"1 3 10"}               # step counts tried on dev speakers, for every method alike
 tune_utts=${tune_utts:-20}                       # test utterances per dev speaker scored while tuning
+tune_seeds=${tune_seeds:-}                       # dev support draws tuning sums over (default: the first of seeds)
 tune_per_k=${tune_per_k:-false}                  # true: tune the steps and rate for each K alone (else once for all K)
 tune_metric=${tune_metric:-wer}                  # what tuning minimizes on dev: wer or cer
 finetune_lrs=${finetune_lrs:-"0.01 0.03"}        # rates tried on dev speakers per baseline
@@ -104,7 +105,8 @@ fi
 if step 2 $data/.splits.done; then
   echo "stage 2: few-shot splits of the dev and test speakers"
   for d in dev $test_sets; do
-    python "$TEMPLATE/../../data_prep/splits.py" fewshot --data "$data/$d" --shots $shots --seeds $seeds \
+    draws=$seeds; [ "$d" = dev ] && draws=$(tr ' ' '\n' <<< "$seeds $tune_seeds" | grep . | sort -nu | xargs)
+    python "$TEMPLATE/../../data_prep/splits.py" fewshot --data "$data/$d" --shots $shots --seeds $draws \
       --out "$data/fewshot_$d"
   done
   touch $data/.splits.done
@@ -183,6 +185,7 @@ if step 5 $exp/.adapt.done; then
       esac
       eval_opts=(--tune-metric "$tune_metric")
       if [ "$tune_per_k" = true ]; then eval_opts+=(--tune-per-k); fi
+      if [ -n "$tune_seeds" ]; then eval_opts+=(--tune-seeds $tune_seeds); fi
       if [ "$adapt_decoding" = beam ]; then
         read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' \
           "$beam_of/tune_valid/beam_tuning.txt")"
