@@ -194,6 +194,26 @@ def tune_settings(shots: list[int], seeds: list[int], lrs: list, milestones: lis
     return settings | ({"metric": metric} if metric != "wer" else {})  # WER: as tunings were kept before CER
 
 
+def tuned_schedule(path: Path, model_path: Path, method: str = "auto", k: int | None = None
+                   ) -> tuple[str, int, float | None]:
+    """(method, steps, lr) that a kept tuning (adapt-eval's --tune-out; a recipe's exp/tune/<method>.json) chose on
+    dev speakers, for adapting one more speaker as the report's figures were made. lr None: the method's own rates.
+    Refused for another model file or another method than the one tuned."""
+    try:
+        tuned = json.loads(Path(path).read_text(encoding="utf-8"))
+        sha, best = tuned["settings"]["model_sha256"], tuned["best"]
+        steps, lr = int(best["steps"]), best["lr"]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} is not a tuning result of speechmeta adapt-eval ({e!r})") from None
+    if sha != file_sha256(model_path):
+        raise ValueError(f"{path} was tuned for {tuned.get('model')}, another model file than {model_path}")
+    if method not in ("auto", tuned["method"]):
+        raise ValueError(f"{path} tuned method '{tuned['method']}', not '{method}'")
+    if k is not None and k not in tuned.get("shots", [k]):
+        log.warning("%s was tuned for K=%s, not K=%d", path, tuned["shots"], k)
+    return tuned["method"], steps, None if lr is None else float(lr)
+
+
 def load_or_tune(path: Path, **kwargs) -> dict:
     """The tuning result at `path`, computed and written once (again when its grid or dev utterances differ)."""
     if path.is_file():

@@ -14,12 +14,20 @@ log = logging.getLogger("speechmeta")
 def cmd_adapt(args: argparse.Namespace) -> int:
     from speechmeta.adapt import adapt_to_speaker
 
+    method, steps, lr = args.method, args.steps, args.lr
+    if args.tuned:
+        from speechmeta.adapt_eval import tuned_schedule
+
+        if steps is not None or lr is not None:
+            raise ValueError("give either --tuned or --steps/--lr, not both")
+        method, steps, lr = tuned_schedule(args.tuned, args.model, method, args.k)
+        log.info("%s: %s, %d steps, lr %s (tuned on dev speakers)", args.tuned, method, steps, lr)
     support = None
     if args.support_list:
         tokens = Path(args.support_list).read_text(encoding="utf-8").split()
         support = [t for t in tokens if t != args.spk]  # one utt per line, or an spk2utt line
     info = adapt_to_speaker(args.model, args.data, args.spk, args.out, k=args.k, support_list=support,
-                            method=args.method, steps=args.steps, lr=args.lr, unsupervised=args.unsupervised,
+                            method=method, steps=steps, lr=lr, unsupervised=args.unsupervised,
                             min_confidence=args.min_confidence, device=args.device, seed=args.seed)
     print(f"{args.out}: {info['method']} profile of speaker {info['spk']} from {info['k']} utterance(s), "
           f"{info['steps']} steps, {info['adapt_seconds']:.2f} s")
@@ -112,6 +120,8 @@ def register(add) -> None:
                                                      "meta")
     p.add_argument("--steps", type=int, help="adaptation steps (default: the rule's)")
     p.add_argument("--lr", type=float, help="adaptation rate (default: the rule's)")
+    p.add_argument("--tuned", type=Path, help="take the method, steps and rate from this tuning of the same model on "
+                                              "dev speakers (a recipe's exp/tune/<method>.json)")
     p.add_argument("--unsupervised", action="store_true", help="adapt from the model's own hypotheses")
     p.add_argument("--min-confidence", type=float, default=0.7, help="unsupervised: keep utterances this confident")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")

@@ -187,6 +187,26 @@ def test_tuning_is_kept_and_redone_when_its_settings_change(exp, tmp_path):
     assert by_cer["method"] == "lhuc" and by_cer["settings"]["metric"] == "cer"  # another metric: tuned again
 
 
+def test_adapt_takes_the_schedule_tuned_on_dev_speakers(exp, tmp_path, capsys):
+    base = exp / "base" / "average.pt"
+    tuned = tmp_path / "tune" / "lhuc.json"
+    load_or_tune(tuned, model_path=base, method="lhuc", data_dir=exp / "test", fewshot=exp / "fewshot", shots=[1],
+                 seeds=[0], lrs=[7.0], milestones=[2], device="cpu", progress=False, max_test_utts=1)
+    spk = DataDir.load(exp / "test").spks[0]
+    common = ["adapt", "--data", str(exp / "test"), "--spk", spk, "--k", "1", "--device", "cpu", "--tuned", str(tuned)]
+    assert main([*common, "--model", str(base), "--out", str(tmp_path / "p.safetensors")]) == 0
+    _, _, info = load_profile(tmp_path / "p.safetensors")
+    lrs = info["lrs"].values() if "mean" not in info["lrs"] else [info["lrs"]["mean"]]
+    assert info["method"] == "lhuc" and info["steps"] == 2 and all(abs(v - 7.0) < 1e-6 for v in lrs)
+    assert main([*common, "--model", str(exp / "meta" / "meta.pt"), "--out", str(tmp_path / "q.safetensors")]) == 1
+    assert "another model file" in capsys.readouterr().err
+    assert main([*common, "--model", str(base), "--out", str(tmp_path / "q.safetensors"), "--steps", "3"]) == 1
+    assert "either --tuned or --steps/--lr" in capsys.readouterr().err
+    assert main([*common, "--model", str(base), "--out", str(tmp_path / "q.safetensors"), "--method", "adapter"]) == 1
+    assert "tuned method 'lhuc', not 'adapter'" in capsys.readouterr().err
+    assert not (tmp_path / "q.safetensors").exists()
+
+
 def test_transcribe_files(exp, tmp_path, capsys):
     wav = sorted((exp / "wav").rglob("*.wav"))[0]
     assert main(["transcribe", "--model", str(exp / "base" / "average.pt"), str(wav)]) == 0
