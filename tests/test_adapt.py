@@ -187,7 +187,7 @@ def test_tuning_is_kept_and_redone_when_its_settings_change(exp, tmp_path):
     assert by_cer["method"] == "lhuc" and by_cer["settings"]["metric"] == "cer"  # another metric: tuned again
 
 
-def test_adapt_takes_the_schedule_tuned_on_dev_speakers(exp, tmp_path, capsys):
+def test_adapt_takes_the_schedule_tuned_on_dev_speakers(exp, tmp_path, capsys, caplog):
     base = exp / "base" / "average.pt"
     tuned = tmp_path / "tune" / "lhuc.json"
     load_or_tune(tuned, model_path=base, method="lhuc", data_dir=exp / "test", fewshot=exp / "fewshot", shots=[1],
@@ -205,6 +205,8 @@ def test_adapt_takes_the_schedule_tuned_on_dev_speakers(exp, tmp_path, capsys):
     assert main([*common, "--model", str(base), "--out", str(tmp_path / "q.safetensors"), "--method", "adapter"]) == 1
     assert "tuned method 'lhuc', not 'adapter'" in capsys.readouterr().err
     assert not (tmp_path / "q.safetensors").exists()
+    assert main([*common, "--model", str(base), "--out", str(tmp_path / "k2.safetensors"), "--k", "2"]) == 0
+    assert "was tuned for K=[1], not K=2" in caplog.text  # a schedule of another K: said, not refused
 
 
 def test_transcribe_files(exp, tmp_path, capsys):
