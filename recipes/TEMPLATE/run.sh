@@ -173,6 +173,10 @@ if step 5 $exp/.adapt.done; then
       rm -rf "$dir/tune_valid" "$dir/decode_$set"
       ln -s ../base/tune_valid "$dir/tune_valid"; ln -s "../base/decode_$set" "$dir/decode_$set"
     done
+    if [ -n "$tune_seeds" ]; then  # draws asked for since stage 2 ran are written now (split files are written once:
+      python "$TEMPLATE/../../data_prep/splits.py" fewshot --data "$data/dev" --shots $shots \
+        --seeds $tune_seeds --out "$data/fewshot_dev" > /dev/null  # those there are kept, and checked)
+    fi
     threads_for "$(wc -w <<< "$baselines $meta_algorithms")"
     for method in $baselines $meta_algorithms; do  # adapt-eval keeps work of the same model, schedule, decoding
       model=$exp/base/average.pt; beam_of=$exp/base  # beam_of: whose beam weights (tuned on valid) decode it
