@@ -58,6 +58,7 @@ def test_combined_dir_reads_the_sources_features_and_sums_cmvn(make_data_dir, tm
     (b / "feats.scp").unlink()  # combined again without features: the earlier feats.scp and cmvn.npz must go
     assert f"feats.scp left out: only {a} of the sources have it" in combine_data_dirs([a, b], out)
     assert not (out / "feats.scp").exists()
+    assert not (out / "fbank" / "conf.json").exists()  # nor a record of features the dir no longer has
 
 
 def test_refusals_name_the_cause(make_data_dir, tmp_path):
