@@ -173,9 +173,11 @@ if step 5 $exp/.adapt.done; then
       rm -rf "$dir/tune_valid" "$dir/decode_$set"
       ln -s ../base/tune_valid "$dir/tune_valid"; ln -s "../base/decode_$set" "$dir/decode_$set"
     done
-    if [ -n "$tune_seeds" ]; then  # draws asked for since stage 2 ran are written now (split files are written once:
+    # dev draws of --tune-seeds asked for after stage 2 ran: written now (split files are written once, so the
+    # existing ones are kept and checked)
+    if [ -n "$tune_seeds" ]; then
       python "$TEMPLATE/../../data_prep/splits.py" fewshot --data "$data/dev" --shots $shots \
-        --seeds $tune_seeds --out "$data/fewshot_dev" > /dev/null  # those there are kept, and checked)
+        --seeds $tune_seeds --out "$data/fewshot_dev" > /dev/null
     fi
     threads_for "$(wc -w <<< "$baselines $meta_algorithms")"
     for method in $baselines $meta_algorithms; do  # adapt-eval keeps work of the same model, schedule, decoding

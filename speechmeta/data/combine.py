@@ -48,8 +48,9 @@ def combine_data_dirs(srcs: list[str | os.PathLike], dst: str | os.PathLike) -> 
         raise ValueError(f"the sources' features come from different filterbank configs ({listed}); recompute them "
                          "with one config (speechmeta compute-feats DIR --config CONF)")
     dst.mkdir(parents=True, exist_ok=True)
-    for name in ("cmvn.npz", "fbank/conf.json", *UTT_FILES, *SPK_FILES):  # an earlier combination's, which this one
-        (dst / name).unlink(missing_ok=True)                               # may not rewrite
+    # an earlier combination's files, which this one may not rewrite
+    for name in ("cmvn.npz", "fbank/conf.json", *UTT_FILES, *SPK_FILES):
+        (dst / name).unlink(missing_ok=True)
     utt2spk = {u: d.utt2spk[u] for d in datas for u in d.utts}
     write_table(dst / "text", {u: d.text[u] for d in datas for u in d.utts})
     write_table(dst / "utt2spk", utt2spk)
