@@ -86,3 +86,11 @@ def test_subset_keeps_paths_features_and_cmvn(make_data_dir, tmp_path):
         check_fbank_config(sub, FbankConfig(num_mel_bins=40))
     with pytest.raises(ValueError, match="speaker.*not in"):
         subset_data_dir(d, tmp_path / "x", ["nobody"])
+    for name in ("feats.scp", "utt2num_frames", "cmvn.npz"):  # a subset again, of a dir without features:
+        (d / name).unlink()                                     # nothing of the earlier subset's features stays
+    subset_data_dir(d, sub, ["spk1"])
+    assert sorted(p.name for p in sub.iterdir() if p.is_file()) == ["spk2utt", "text", "utt2spk", "wav.scp"]
+    assert not (sub / "fbank" / "conf.json").exists() and DataDir.load(sub).spks == ["spk1"]
+    with pytest.raises(ValueError, match="the source data dir itself"):
+        subset_data_dir(sub, sub, ["spk1"])
+    assert DataDir.load(sub).spks == ["spk1"]

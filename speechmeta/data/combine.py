@@ -20,7 +20,7 @@ from speechmeta.data.cmvn import load_cmvn, save_cmvn
 from speechmeta.data.datadir import DataDir, read_table, spk2utt_lines, write_table
 from speechmeta.data.feats_store import fbank_config, record_fbank_config
 from speechmeta.data.fix_datadir import SPK_FILES, UTT_FILES
-from speechmeta.data.subset import relocate
+from speechmeta.data.subset import clear_earlier_output, relocate
 from speechmeta.fileio import atomic_write_lines
 
 
@@ -48,9 +48,7 @@ def combine_data_dirs(srcs: list[str | os.PathLike], dst: str | os.PathLike) -> 
         raise ValueError(f"the sources' features come from different filterbank configs ({listed}); recompute them "
                          "with one config (speechmeta compute-feats DIR --config CONF)")
     dst.mkdir(parents=True, exist_ok=True)
-    # an earlier combination's files, which this one may not rewrite
-    for name in ("cmvn.npz", "fbank/conf.json", *UTT_FILES, *SPK_FILES):
-        (dst / name).unlink(missing_ok=True)
+    clear_earlier_output(dst)
     utt2spk = {u: d.utt2spk[u] for d in datas for u in d.utts}
     write_table(dst / "text", {u: d.text[u] for d in datas for u in d.utts})
     write_table(dst / "utt2spk", utt2spk)

@@ -26,6 +26,13 @@ def relocate(value: str, src: Path, dst: Path) -> str:
     return value if path.is_absolute() else os.path.relpath(src / path, dst)
 
 
+def clear_earlier_output(dst: Path) -> None:
+    """Remove from `dst` the optional files and records an earlier subset or combination wrote there: the new one
+    may not rewrite them, and a left-over feats.scp or cmvn.npz would describe other utterances (as Kaldi does)."""
+    for name in ("segments", "cmvn.npz", "fbank/conf.json", *UTT_FILES, *SPK_FILES):
+        (dst / name).unlink(missing_ok=True)
+
+
 def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, spks: list[str]) -> Path:
     """Write the utterances of `spks` from data dir `src` into `dst`."""
     src, dst = Path(src), Path(dst)
@@ -33,9 +40,12 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, spks: list[s
     unknown = sorted(set(spks) - set(data.spk2utt))
     if unknown:
         raise ValueError(f"speaker(s) not in {src}: {', '.join(unknown)}")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise ValueError(f"{dst} is the source data dir itself: write the subset to another folder")
     keep_spk = set(spks)
     utts = {u for u in data.utts if data.utt2spk[u] in keep_spk}
     dst.mkdir(parents=True, exist_ok=True)
+    clear_earlier_output(dst)
 
     def table(name: str) -> dict[str, str]:
         return {e.key: e.value for e in read_table(src / name).entries}
