@@ -75,6 +75,7 @@ class MetaConfig:
     eval_every: int = 25  # query loss before/after adaptation on fixed validation tasks
     eval_tasks: int = 8
     keep: str = "best"  # meta.pt: "best" (lowest validation query loss after adaptation, early stopping) or "last"
+    keep_metric: str = "loss"  # what "best" minimizes: "loss", or "cer" (greedy CER of the adapted query utterances)
     batched: bool | None = None  # all speakers of a meta-batch in one vmap pass instead of a loop; None: on CUDA
                                  # (H200: FOMAML 1.57x, Meta-SGD 1.94x, MAML 2.47x faster a meta-step); on 2 CPU
                                  # cores MAML gained 1.13x and the loop keeps 3x less memory (benchmarks/README.md)

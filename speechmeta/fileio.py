@@ -81,9 +81,10 @@ def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
     return stale
 
 
-def keep_csv_rows(path: str | os.PathLike, keep) -> list[dict]:
+def keep_csv_rows(path: str | os.PathLike, keep, fields: list[str] | None = None) -> list[dict]:
     """Rewrite a metrics CSV with only its complete rows for which `keep(row)` is true: a resumed run drops the rows
-    it is about to write again (those after its checkpoint) and a row a kill cut short. Returns the rows kept."""
+    it is about to write again (those after its checkpoint) and a row a kill cut short. `fields`: the header to write
+    (a column the file lacks is left empty in its rows), else the file's own. Returns the rows kept."""
     import csv
     import io
 
@@ -95,9 +96,11 @@ def keep_csv_rows(path: str | os.PathLike, keep) -> list[dict]:
         text = text[: text.rfind("\n") + 1]  # the last line was cut short
     reader = csv.DictReader(io.StringIO(text))
     rows = [r for r in reader if None not in r and None not in r.values() and keep(r)]
+    fields = fields or reader.fieldnames or []
+    rows = [{f: r.get(f, "") for f in fields} for r in rows]
     out = io.StringIO()
-    writer = csv.DictWriter(out, reader.fieldnames or [], lineterminator="\r\n")
-    if reader.fieldnames:
+    writer = csv.DictWriter(out, fields, lineterminator="\r\n")
+    if fields:
         writer.writeheader()
         writer.writerows(rows)
     atomic_write_text(path, out.getvalue())

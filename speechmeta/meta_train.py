@@ -4,10 +4,11 @@ Each meta-step draws B training speakers (tasks), adapts the chosen parameter se
 utterances, scores the adapted model on Q query utterances, and updates the initialization of the adapted
 parameters (and, for Meta-SGD, the per-tensor inner learning rates) with Adam (or plain SGD:
 `meta.outer_optimizer`) on the task-averaged meta-gradient.
-Every `eval_every` steps the mean query loss before and after adaptation on fixed validation tasks goes to
-metrics.csv: the meta-training curve. `meta.keep=best` makes meta.pt the model of the evaluation with the lowest
-query loss after adaptation (kept in best.pt as training goes: early stopping on the validation speakers, since
-the initialization can overfit the few training speakers); `last` the final one. The meta checkpoint holds the
+Every `eval_every` steps the mean query loss and the greedy query CER, before and after adaptation on fixed
+validation tasks, go to metrics.csv: the meta-training curve. `meta.keep=best` makes meta.pt the model of the
+evaluation with the lowest query loss after adaptation, or CER with `meta.keep_metric=cer` (kept in best.pt as
+training goes: early stopping on the validation speakers, since the initialization can overfit the few training
+speakers); `last` the final one. The meta checkpoint holds the
 model with the meta-learned initialization and the adaptation rule (algorithm, parameter set, inner steps, inner
 rates), so `adapt` can apply it.
 
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.func import functional_call
 from tqdm import tqdm
 
 from speechmeta.checkpoint import checkpoints, latest, load_checkpoint, save_checkpoint
@@ -39,11 +41,14 @@ from speechmeta.meta.algorithms import ALGORITHMS, autograd_gradient, meta_gradi
 from speechmeta.meta.batched import batched_meta_gradient
 from speechmeta.meta.inner import adapt, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
+from speechmeta.model.ctc import ctc_loss, greedy_decode
+from speechmeta.scoring import score
 from speechmeta.train import leave_out_unusable, load_model, resolve_device, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 OUTER_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "seconds"]
+METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "query_cer_before", "query_cer_after", "seconds"]
+KEEP_METRICS = {"loss": "query_loss_after", "cer": "query_cer_after"}  # meta.keep_metric: what best.pt minimizes
 
 
 def init_distributed() -> tuple[int, int]:
@@ -55,16 +60,25 @@ def init_distributed() -> tuple[int, int]:
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
-def query_losses(model, fast: dict, frozen: dict, lrs: dict, tasks: list[Task], data: UttData, mc: MetaConfig,
-                 device: torch.device) -> tuple[float, float]:
-    """Mean query loss over `tasks` without adaptation and after the inner loop."""
+def query_scores(model, fast: dict, frozen: dict, lrs: dict, tasks: list[Task], data: UttData, mc: MetaConfig,
+                 device: torch.device) -> dict:
+    """Mean query loss over `tasks` and greedy query CER (pooled), without adaptation and after the inner loop."""
     loss = ctc_task_loss(model, frozen)
-    before, after = [], []
-    for task in tasks:
+    losses: dict[str, list[float]] = {"before": [], "after": []}
+    refs: dict[str, str] = {}
+    hyps: dict[str, dict[str, str]] = {"before": {}, "after": {}}
+    for i, task in enumerate(tasks):
         support, query = (_to(data.batch(u), device) for u in (task.support, task.query))
-        before.append(loss(fast, query).item())
-        after.append(loss(adapt(loss, fast, support, lrs, mc.inner_steps, True), query).item())
-    return sum(before) / len(before), sum(after) / len(after)
+        for when, params in (("before", fast), ("after", adapt(loss, fast, support, lrs, mc.inner_steps, True))):
+            with torch.no_grad():
+                log_probs, lens = functional_call(model, {**frozen, **params}, (query["feats"], query["feat_lens"]))
+            losses[when].append(ctc_loss(log_probs.float(), query["targets"], lens, query["target_lens"]).item())
+            for utt, ids in zip(query["utts"], greedy_decode(log_probs, lens), strict=True):
+                key = f"{i}-{utt}"  # tasks may share a speaker's utterances
+                refs[key] = data.tokenizer.norm(data.data.text[utt])
+                hyps[when][key] = data.tokenizer.decode(ids)
+    return {f"query_{what}_{when}": value for when in ("before", "after") for what, value in
+            (("loss", sum(losses[when]) / len(losses[when])), ("cer", score(refs, hyps[when])["cer"]))}
 
 
 def _augment(batch: dict, cfg: Config, warp: float) -> dict:
@@ -99,6 +113,9 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
                          f"not '{mc.outer_optimizer}'")
     if mc.keep not in ("best", "last"):
         raise ValueError(f"meta.keep must be best or last, not '{mc.keep}'")
+    if mc.keep_metric not in KEEP_METRICS:
+        raise ValueError(f"meta.keep_metric must be one of {', '.join(KEEP_METRICS)}, not '{mc.keep_metric}'")
+    kept_by = KEEP_METRICS[mc.keep_metric]
     rank, world = init_distributed()
     exp_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(mc.device)
@@ -165,29 +182,31 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
 
     def evaluate() -> dict:
         fast, frozen = split_params(model, names)
-        before, after = query_losses(model.eval(), fast, frozen, {n: v.detach() for n, v in lrs.items()}, eval_set,
-                                     valid_data, mc, device)
+        scores = query_scores(model.eval(), fast, frozen, {n: v.detach() for n, v in lrs.items()}, eval_set,
+                              valid_data, mc, device)
         model.train()
-        return {"step": step, "query_loss_before": before, "query_loss_after": after, "gain": before - after,
+        return {"step": step, **scores, "gain": scores["query_loss_before"] - scores["query_loss_after"],
                 "seconds": round(time.time() - began, 1)}
 
     began = time.time()
     metrics_path = exp_dir / "metrics.csv"
-    rows = keep_csv_rows(metrics_path, lambda row: int(row["step"]) < step) if main else []  # before the checkpoint
-    best = math.inf  # the lowest query loss after adaptation so far, whose model best.pt holds
+    # the rows before the checkpoint, under today's header (a metrics.csv of an older version lacks the CER columns)
+    rows = keep_csv_rows(metrics_path, lambda row: int(row["step"]) < step, METRICS) if main else []
+    best = math.inf  # the lowest `kept_by` so far, whose model best.pt holds
     if main and (exp_dir / "best.pt").exists():
         if load_checkpoint(exp_dir / "best.pt")["step"] < step:  # from the steps this run continues
-            best = min((float(r["query_loss_after"]) for r in rows), default=math.inf)
+            best = min((float(r[kept_by]) for r in rows if r[kept_by]), default=math.inf)
         else:
             (exp_dir / "best.pt").unlink()
 
     def track(result: dict) -> None:
         nonlocal best
         append_csv_row(metrics_path, METRICS, result)
-        log.info("meta-step %d: query loss %.4f before, %.4f after adaptation", result["step"],
-                 result["query_loss_before"], result["query_loss_after"])
-        if mc.keep == "best" and result["query_loss_after"] < best:
-            best = result["query_loss_after"]
+        log.info("meta-step %d: query loss %.4f before, %.4f after adaptation; CER %.4f before, %.4f after",
+                 result["step"], result["query_loss_before"], result["query_loss_after"], result["query_cer_before"],
+                 result["query_cer_after"])
+        if mc.keep == "best" and result[kept_by] < best:
+            best = result[kept_by]
             save(exp_dir / "best.pt")
 
     result: dict = {}
@@ -232,13 +251,13 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
         if mc.keep == "best" and (exp_dir / "best.pt").exists():
             kept = load_checkpoint(exp_dir / "best.pt")
             save_checkpoint(exp_dir / "meta.pt", kept)
-            log.info("meta.pt: the model of meta-step %d (validation query loss after adaptation %.4f)",
-                     kept["step"], best)
+            log.info("meta.pt: the model of meta-step %d (validation query %s after adaptation %.4f)",
+                     kept["step"], mc.keep_metric, best)
             if kept["step"] == 0:
-                log.warning("no meta-step lowered the validation speakers' query loss after adaptation: meta.pt "
+                log.warning("no meta-step lowered the validation speakers' query %s after adaptation: meta.pt "
                             "holds the initial weights with the adaptation rule (%s, %d inner steps). When the base "
                             "model was trained on the same speakers, their meta-gradient rarely helps new ones",
-                            mc.algorithm, mc.inner_steps)
+                            mc.keep_metric, mc.algorithm, mc.inner_steps)
         else:
             save(exp_dir / "meta.pt")
     if world > 1:  # leave together: a process that exits while process 0 still evaluates can abort (gloo)

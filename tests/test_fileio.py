@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from speechmeta.checkpoint import save_checkpoint
-from speechmeta.fileio import atomic_open, atomic_write_text, remove_stale_temps
+from speechmeta.fileio import append_csv_row, atomic_open, atomic_write_text, keep_csv_rows, remove_stale_temps
 
 
 @pytest.fixture
@@ -62,3 +62,17 @@ def test_the_temporaries_of_killed_writes_are_found_and_removed(tmp_path):
     assert [p.name.startswith(".feats.scp.") and p.name.endswith(".tmp") for p in temps] == [True]
     (tmp_path / temps[0].name).write_text("left by a killed writer")
     assert remove_stale_temps(tmp_path) == [temps[0]] and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_kept_csv_rows_take_a_new_header_so_appended_rows_line_up(tmp_path):
+    """A run resumed by a newer version with more metrics columns: its rows must stay under the right names."""
+    import csv
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,loss\r\n0,1.5\r\n1,1.25\r\n2,1.0\r\n3,0.")  # the last row was cut short by a kill
+    fields = ["step", "loss", "cer"]
+    kept = keep_csv_rows(path, lambda r: int(r["step"]) < 2, fields)
+    assert kept == [{"step": "0", "loss": "1.5", "cer": ""}, {"step": "1", "loss": "1.25", "cer": ""}]
+    append_csv_row(path, fields, {"step": 2, "loss": 1.0, "cer": 0.5})
+    assert list(csv.DictReader(open(path))) == [*kept, {"step": "2", "loss": "1.0", "cer": "0.5"}]
+    assert keep_csv_rows(path, lambda r: True) == list(csv.DictReader(open(path)))  # without fields: the file's own

@@ -105,19 +105,21 @@ def test_two_gloo_processes_equal_one(base, tmp_path):
     assert_same_model(tmp_path / "one" / "meta.pt", tmp_path / "two" / "meta.pt")
 
 
-def test_keep_best_is_the_lowest_validation_query_loss_and_survives_a_resume(base, tmp_path, caplog):
+@pytest.mark.parametrize("metric", ["loss", "cer"])
+def test_keep_best_is_the_lowest_validation_query_score_and_survives_a_resume(base, tmp_path, caplog, metric):
     def run(steps: int, out: Path, resume: bool = False, *extra: str) -> None:
         cfg = load_config(overrides=[*meta_overrides("meta.keep=best", f"meta.meta_steps={steps}", "meta.eval_every=1",
-                                                     "meta.checkpoint_every=1", "meta.outer_lr=0.05", *extra)])
+                                                     "meta.checkpoint_every=1", "meta.outer_lr=0.05",
+                                                     f"meta.keep_metric={metric}", *extra)])
         meta_train(cfg, base / "base" / "average.pt", base / "train", base / "test", out, resume=resume,
                    progress=False)
 
     run(4, tmp_path / "a")
     rows = list(csv.DictReader(open(tmp_path / "a" / "metrics.csv")))
-    losses = [float(r["query_loss_after"]) for r in rows]
-    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4] and len(set(losses)) > 1
+    scores = [float(r[f"query_{metric}_after"]) for r in rows]
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4] and len(set(scores)) > 1
     kept = load_checkpoint(tmp_path / "a" / "meta.pt")
-    assert kept["step"] == losses.index(min(losses))
+    assert kept["step"] == scores.index(min(scores))
     assert_same_model(tmp_path / "a" / "meta.pt", tmp_path / "a" / "best.pt")
     # stopped after 2 steps, then resumed to 4: the same choice as the uninterrupted run
     run(2, tmp_path / "b")
@@ -130,10 +132,28 @@ def test_keep_best_is_the_lowest_validation_query_loss_and_survives_a_resume(bas
     # a step of 1.0 on every weight wrecks the initialization: step 0 is kept, and the log says so
     run(1, tmp_path / "d", False, "meta.param_set=all", "meta.outer_lr=1.0")
     assert load_checkpoint(tmp_path / "d" / "meta.pt")["step"] == 0
-    assert "no meta-step lowered the validation speakers' query loss" in caplog.text
+    assert f"no meta-step lowered the validation speakers' query {metric}" in caplog.text
     with pytest.raises(ValueError, match="meta.keep must be best or last"):
         meta_train(load_config(overrides=meta_overrides("meta.keep=first")), base / "base" / "average.pt",
                    base / "train", base / "test", tmp_path / "c", progress=False)
+    with pytest.raises(ValueError, match="meta.keep_metric must be one of loss, cer"):
+        meta_train(load_config(overrides=meta_overrides("meta.keep_metric=wer")), base / "base" / "average.pt",
+                   base / "train", base / "test", tmp_path / "c", progress=False)
+
+
+def test_query_cer_is_the_greedy_cer_of_the_query_utterances(base, tmp_path):
+    from speechmeta.data.dataset import UttData
+    from speechmeta.data.tasks import SpeakerTasks
+    from speechmeta.meta_train import _spk2utt
+    from speechmeta.train import evaluate, load_model
+
+    cfg = load_config(overrides=meta_overrides("meta.meta_steps=0", "meta.eval_tasks=1"))
+    result = meta_train(cfg, base / "base" / "average.pt", base / "train", base / "test", tmp_path, progress=False)
+    model, tokenizer, base_cfg, _ = load_model(base / "base" / "average.pt")
+    data = UttData(base / "test", tokenizer, base_cfg.cmvn)
+    task = SpeakerTasks(_spk2utt(data), cfg.meta.shots, cfg.meta.query, 1, cfg.meta.seed + 1).meta_batch(0)[0]
+    expected = evaluate(model, data, task.query, 20000, torch.device("cpu"))
+    assert result["query_cer_before"] == pytest.approx(expected["cer"])
 
 
 def test_specaug_masks_support_and_query_utterances(base, tmp_path, monkeypatch):
