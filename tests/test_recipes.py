@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,8 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     assert "| none | 0 |" in r.stdout or "none" in r.stdout  # the WER table is printed
     runs = list((tmp_path / "exp" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "git_revision.txt").read_text().strip()
+    command = shlex.split((runs[0] / "command.txt").read_text())  # the whole command line, quoted to run again
+    assert command[0].endswith("recipes/synth/run.sh") and command[1:] == r.args[2:]
     options = (runs[0] / "options.txt").read_text()
     assert "speakers=8" in options and "shots=2" in options  # the recipe's own options and the shared ones
     # adaptation is decoded like the base model: beam search with its lexicon and the weights tuned on valid for the

@@ -43,6 +43,7 @@ meta_beam=${meta_beam:-own}                     # a meta model's beam weights: o
 test_sets=${test_sets:-test}                    # held-out data dirs scored (data/<set>); reports per set
 data=${data:-data}                              # where data dirs go
 exp=${exp:-exp}                                 # where models, decodings and reports go
+COMMAND_LINE=$(printf '%q ' "$0" "$@")  # before parse_options.sh consumes the options
 . "$TEMPLATE/parse_options.sh"
 [ "$(type -t configure)" = function ] && configure  # the recipe's last word on its options
 case $adapt_decoding in beam|greedy) ;; *) echo "$0: --adapt-decoding must be beam or greedy" >&2; exit 1 ;; esac
@@ -56,7 +57,7 @@ if ! flock -n 9; then
 fi
 RUN_DIR=$exp/runs/$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$RUN_DIR"
-echo "$0 $*" > "$RUN_DIR/command.txt"
+echo "${COMMAND_LINE% }" > "$RUN_DIR/command.txt"  # quoted: runs again as it is
 git -C "$TEMPLATE" rev-parse HEAD > "$RUN_DIR/git_revision.txt" 2>/dev/null || echo unknown > "$RUN_DIR/git_revision.txt"
 git -C "$TEMPLATE" status --porcelain --untracked-files=no >> "$RUN_DIR/git_revision.txt" 2>/dev/null || true
 for v in $(grep -ohE '^[a-z][a-z0-9_]*=' "$(basename "$0")" "$TEMPLATE/run.sh" | tr -d '=' | sort -u); do
