@@ -45,6 +45,25 @@ def test_config_errors():
         ConformerCTC(ModelConfig(size="huge"), 5)
     with pytest.raises(ValueError, match="heads of even size"):
         ConformerCTC(ModelConfig(size="tiny", d_model=66, num_heads=2), 5)
+    with pytest.raises(ValueError, match="subsampling_channels must be >= 0"):
+        ConformerCTC(ModelConfig(size="tiny", subsampling_channels=-8), 5)
+
+
+def test_subsampling_channels():
+    """0 keeps d_model channels (every model trained before the option); a width of its own changes only the
+    subsampling, and the model still masks padding."""
+    default, narrow = tiny(), tiny(subsampling_channels=16)
+    assert default.subsampling.conv2.weight.shape == (64, 64, 3, 3)
+    assert narrow.subsampling.conv1.weight.shape == (16, 1, 3, 3)
+    assert narrow.subsampling.conv2.weight.shape == (16, 16, 3, 3)
+    assert narrow.subsampling.proj.weight.shape == (64, 16 * 19)
+    assert {k: v.shape for k, v in default.blocks.state_dict().items()} == \
+        {k: v.shape for k, v in narrow.blocks.state_dict().items()}
+    a = torch.randn(1, 57, 80)
+    alone, _ = narrow.eval()(a, torch.tensor([57]))
+    batch, _ = narrow(torch.cat([torch.cat([a, torch.randn(1, 43, 80)], dim=1), torch.randn(1, 100, 80)]),
+                      torch.tensor([57, 100]))
+    torch.testing.assert_close(batch[0, :alone.shape[1]], alone[0], rtol=1e-4, atol=1e-4)
 
 
 def test_second_order_gradient_through_functional_call():

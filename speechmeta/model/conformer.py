@@ -36,6 +36,7 @@ class ModelConfig:
     ff_mult: int = 0
     dropout: float = 0.1
     num_mel_bins: int = 80
+    subsampling_channels: int = 0  # channels of the two subsampling convolutions; 0: d_model (ESPnet's choice)
 
     def resolved(self) -> dict:
         if self.size not in SIZES:
@@ -46,6 +47,9 @@ class ModelConfig:
                 preset[key] = getattr(self, key)
         if preset["d_model"] % preset["num_heads"] or (preset["d_model"] // preset["num_heads"]) % 2:
             raise ValueError(f"d_model {preset['d_model']} must split into {preset['num_heads']} heads of even size")
+        if self.subsampling_channels < 0:
+            raise ValueError(f"model.subsampling_channels must be >= 0 (0: d_model), not {self.subsampling_channels}")
+        preset["subsampling_channels"] = self.subsampling_channels or preset["d_model"]
         return preset
 
 
@@ -60,13 +64,15 @@ def padding_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 class Subsampling(nn.Module):
-    """Two 3x3 stride-2 convolutions over (time, frequency), then a projection to d_model."""
+    """Two 3x3 stride-2 convolutions over (time, frequency), then a projection to d_model. With `channels` = d_model
+    (ESPnet's Conv2dSubsampling) the second convolution costs more than all the conformer blocks of `small`; fewer
+    channels (icefall's subsampling uses few) make it cheap."""
 
-    def __init__(self, num_mel_bins: int, d_model: int):
+    def __init__(self, num_mel_bins: int, d_model: int, channels: int):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, d_model, 3, stride=2)
-        self.conv2 = nn.Conv2d(d_model, d_model, 3, stride=2)
-        self.proj = nn.Linear(d_model * (((num_mel_bins - 1) // 2 - 1) // 2), d_model)
+        self.conv1 = nn.Conv2d(1, channels, 3, stride=2)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=2)
+        self.proj = nn.Linear(channels * (((num_mel_bins - 1) // 2 - 1) // 2), d_model)
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
@@ -180,7 +186,7 @@ class ConformerCTC(nn.Module):
         shape = cfg.resolved()
         d_model = shape["d_model"]
         self.cfg, self.vocab_size = cfg, vocab_size
-        self.subsampling = Subsampling(cfg.num_mel_bins, d_model)
+        self.subsampling = Subsampling(cfg.num_mel_bins, d_model, shape["subsampling_channels"])
         self.dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             ConformerBlock(d_model, shape["num_heads"], shape["conv_kernel"], shape["ff_mult"], cfg.dropout)
