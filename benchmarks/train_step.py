@@ -5,7 +5,7 @@ AdamW) of a model size with `model.subsampling_channels` C, against C = d_model 
 Prints JSON. The widths are interleaved over `--repeats` rounds (the median is reported) so that load on a shared
 machine hits them alike. A batch of `--utts` x `--frames` random frames stands in for the recipes' length-bucketed
 batches (the cost depends only on shapes; 8 x 310 frames is the demo's 2500-frame batch).
-  python benchmarks/train_step.py [--size small] [--channels 144 64 32] [--threads 2] [--repeats 5]
+  python benchmarks/train_step.py [--size small] [--channels 0 64 32] [--threads 2] [--repeats 5]
 """
 
 from __future__ import annotations
