@@ -51,13 +51,22 @@ METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "query_cer_b
 KEEP_METRICS = {"loss": "query_loss_after", "cer": "query_cer_after"}  # meta.keep_metric: what best.pt minimizes
 
 
-def init_distributed() -> tuple[int, int]:
-    """(rank, world size): under torchrun, join the process group (NCCL on GPU, gloo on CPU); else (0, 1)."""
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this process's device): under torchrun, join the process group, NCCL when meta-training
+    runs on GPUs (one per process: LOCAL_RANK's), gloo on CPU even where a GPU is present; else (0, 1, device)."""
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
-        return 0, 1
+        return 0, 1, device
+    if device.type == "cuda":
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
+        if local_rank >= gpus:
+            raise ValueError(f"torchrun process {local_rank} of this node has no GPU of its own ({gpus} visible): "
+                             f"start at most {gpus} per node (--nproc-per-node), or meta-train on CPU "
+                             "(meta.device=cpu, gloo)")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size(), device
 
 
 def query_scores(model, fast: dict, frozen: dict, lrs: dict, tasks: list[Task], data: UttData, mc: MetaConfig,
@@ -116,11 +125,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     if mc.keep_metric not in KEEP_METRICS:
         raise ValueError(f"meta.keep_metric must be one of {', '.join(KEEP_METRICS)}, not '{mc.keep_metric}'")
     kept_by = KEEP_METRICS[mc.keep_metric]
-    rank, world = init_distributed()
+    rank, world, device = init_distributed(resolve_device(mc.device))
     exp_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(mc.device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if mc.batched is None:  # much faster on a GPU; on CPU the loop, which keeps less memory (benchmarks/README.md)
         mc = dataclasses.replace(mc, batched=device.type == "cuda")
     torch.manual_seed(mc.seed + rank)  # dropout differs between processes, as between speakers

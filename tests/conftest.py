@@ -100,6 +100,20 @@ def cli(*args) -> list[str]:
     return [sys.executable, "-m", "speechmeta.cli", *map(str, args)]
 
 
+def torchrun_meta_train(base: Path, exp: Path, procs: int, overrides: list[str]) -> subprocess.CompletedProcess:
+    """`torchrun --nproc-per-node procs ... meta-train` of `base` (a tiny_base folder) into `exp`, on a free port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs), "--master-addr",
+           "127.0.0.1", "--master-port", str(port), "-m", "speechmeta.cli", "meta-train", "--base",
+           str(base / "base" / "average.pt"), "--train-dir", str(base / "train"), "--valid-dir", str(base / "test"),
+           "--exp-dir", str(exp), "--no-progress", *overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
 def kill_when(cmd: list[str], ready: Callable[[], bool], delay: float, env: dict | None = None,
               timeout: float = 600) -> bool:
     """Run `cmd` in a process group of its own; once `ready()` holds, wait `delay` seconds more, then SIGKILL the

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_base
+from conftest import tiny_base, torchrun_meta_train
 
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device: the GPU path is checked on a machine with one", allow_module_level=True)
@@ -97,3 +97,21 @@ def test_adapt_speakers_batched_in_bf16_equals_one_after_another(base):
     for b, one in zip(batched, loop, strict=True):
         for k in one:
             torch.testing.assert_close(b[k], one[k], rtol=5e-2, atol=5e-2)
+
+
+def test_torchrun_meta_train_on_gpus(base, tmp_path):
+    """Two torchrun processes meta-training on CUDA: NCCL, one GPU each; with one GPU, a clear error instead (two
+    processes cannot share it under NCCL). CPU meta-training under torchrun on this machine (gloo although a GPU is
+    present) is tests/test_meta_train.py::test_two_gloo_processes_equal_one."""
+    out, _ = base
+    overrides = ["meta.algorithm=fomaml", "meta.param_set=lhuc", "meta.meta_steps=2", "meta.speakers_per_batch=2",
+                 "meta.shots=2", "meta.query=2", "meta.inner_steps=2", "meta.eval_every=10", "meta.eval_tasks=1",
+                 "meta.checkpoint_every=0", "meta.device=cuda", "meta.keep=last"]
+    run = torchrun_meta_train(out, tmp_path / "two", 2, overrides)
+    if torch.cuda.device_count() >= 2:
+        assert run.returncode == 0, run.stderr[-3000:]
+        state = load_checkpoint(tmp_path / "two" / "meta.pt")
+        assert all(torch.isfinite(v).all() for v in state["model"].values())
+    else:
+        assert run.returncode != 0
+        assert "has no GPU of its own (1 visible)" in run.stderr, run.stderr[-3000:]

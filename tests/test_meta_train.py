@@ -4,18 +4,16 @@ batched (vmap) path and 2 torchrun processes (gloo) give the update of the plain
 from __future__ import annotations
 
 import csv
-import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_base
+from conftest import tiny_base, torchrun_meta_train
 
 from speechmeta.checkpoint import load_checkpoint
 from speechmeta.config import load_config
 from speechmeta.data.augment import freq_warp
-from speechmeta.meta_train import meta_train
+from speechmeta.meta_train import init_distributed, meta_train
 
 
 @pytest.fixture(scope="module")
@@ -88,21 +86,32 @@ def test_batched_meta_train_equals_the_loop(base, tmp_path, monkeypatch):
 
 
 def test_two_gloo_processes_equal_one(base, tmp_path):
-    import socket
-    import subprocess
-
     meta_train(load_config(overrides=meta_overrides()), base / "base" / "average.pt", base / "train", base / "test",
                tmp_path / "one", progress=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(port), "-m", "speechmeta.cli", "meta-train", "--base",
-           str(base / "base" / "average.pt"), "--train-dir", str(base / "train"), "--valid-dir", str(base / "test"),
-           "--exp-dir", str(tmp_path / "two"), "--no-progress", *meta_overrides()]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = torchrun_meta_train(base, tmp_path / "two", 2, meta_overrides())
     assert out.returncode == 0, out.stderr[-3000:]
     assert_same_model(tmp_path / "one" / "meta.pt", tmp_path / "two" / "meta.pt")
+
+
+def test_torchrun_backend_follows_the_meta_training_device(monkeypatch):
+    """gloo for CPU meta-training even where a GPU is present (NCCL cannot reduce CPU tensors); NCCL on GPUs."""
+    joined = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", joined.append)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    assert init_distributed(torch.device("cpu")) == (1, 2, torch.device("cpu"))
+    assert init_distributed(torch.device("cuda")) == (1, 2, torch.device("cuda", 1))
+    assert joined == ["gloo", "nccl"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # two processes, one GPU
+    with pytest.raises(ValueError, match="process 1 of this node has no GPU of its own"):
+        init_distributed(torch.device("cuda"))
+    assert joined == ["gloo", "nccl"]
 
 
 @pytest.mark.parametrize("metric", ["loss", "cer"])
