@@ -34,7 +34,13 @@ step adapt.json 150 python3 benchmarks/adapt.py --device cuda --speakers 1 4 16 
 step cuda_graph.json 130 bash -c 'python3 benchmarks/cuda_graph_adapt.py --ctc ops --speakers 16 64 256;
   python3 benchmarks/cuda_graph_adapt.py --ctc vmappable --speakers 64 --repeats 1'
 step profile.txt 60 python3 benchmarks/profile_adapt.py --device cuda --speakers 64 --steps 5
-step pytest_cuda.txt 100 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step pytest_cuda.txt 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+  tests/test_meta_train.py::test_two_gloo_processes_equal_one \
+  tests/test_meta_train.py::test_torchrun_backend_follows_the_meta_training_device
 step meta_step.json 80 python3 benchmarks/meta_step.py --device cuda --speakers 4 --repeats 2
 step vs_higher.json 45 python3 benchmarks/vs_higher.py --device cuda --inner-steps 3 --tasks 4
 step maml_memory.json 60 python3 benchmarks/maml_memory.py --device cuda --steps 1 2 3 4 5 6
+step compile_adapt.json 240 python3 benchmarks/compile_adapt.py --device cuda --steps 3 20 \
+  --modes default reduce-overhead
+step train_step.json 150 python3 benchmarks/train_step.py --device cuda --channels 0 32 --utts 64 --frames 310 \
+  --repeats 5 --steps 5 --compile

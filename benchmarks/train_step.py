@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Base training speed against the subsampling's width: seconds per optimizer step (forward, F.ctc_loss, backward,
 AdamW) of a model size with `model.subsampling_channels` C, against C = d_model (the default) in the same run.
+On CUDA the model runs under bf16 autocast, as `speechmeta train` does there; --compile adds, for each width, the
+same model compiled by `torch.compile` (one fixed batch shape: no recompilation is timed; its first step, the
+compilation, is reported apart).
 
 Prints JSON. The widths are interleaved over `--repeats` rounds (the median is reported) so that load on a shared
 machine hits them alike. A batch of `--utts` x `--frames` random frames stands in for the recipes' length-bucketed
 batches (the cost depends only on shapes; 8 x 310 frames is the demo's 2500-frame batch).
-  python benchmarks/train_step.py [--size small] [--channels 0 64 32] [--threads 2] [--repeats 5]
+  python benchmarks/train_step.py [--size small] [--channels 0 64 32] [--threads 2] [--repeats 5] [--device cuda]
+      [--compile]
 """
 
 from __future__ import annotations
@@ -21,17 +25,21 @@ import torch.nn.functional as F
 from common import random_batch
 
 from speechmeta.model.conformer import ConformerCTC, ModelConfig, num_params
+from speechmeta.train import autocast
 
 
-def step_seconds(model: ConformerCTC, opt: torch.optim.Optimizer, batch: dict, steps: int) -> float:
+def step_seconds(model, opt: torch.optim.Optimizer, batch: dict, steps: int, device: torch.device) -> float:
     start = time.perf_counter()
     for _ in range(steps):
-        log_probs, out_lens = model(batch["feats"], batch["feat_lens"])
-        loss = F.ctc_loss(log_probs.transpose(0, 1), batch["targets"], out_lens, batch["target_lens"],
+        with autocast(device):
+            log_probs, out_lens = model(batch["feats"], batch["feat_lens"])
+        loss = F.ctc_loss(log_probs.float().transpose(0, 1), batch["targets"], out_lens, batch["target_lens"],
                           zero_infinity=True)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return (time.perf_counter() - start) / steps
 
 
@@ -44,28 +52,43 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=5, help="optimizer steps timed per round")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--compile", action="store_true", help="also each width compiled (torch.compile)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    batch = random_batch(args.utts, args.frames, seed=0, device=torch.device("cpu"))
+    device = torch.device(args.device)
+    batch = random_batch(args.utts, args.frames, seed=0, device=device)
     runs = {}
     for c in args.channels:
-        torch.manual_seed(0)
-        model = ConformerCTC(ModelConfig(size=args.size, dropout=0.1, subsampling_channels=c), vocab_size=30).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        step_seconds(model, opt, batch, 2)  # warm-up: allocator, oneDNN primitives
-        runs[c] = {"model": model, "opt": opt, "times": []}
+        for compiled in (False, True) if args.compile else (False,):
+            torch.manual_seed(0)
+            model = ConformerCTC(ModelConfig(size=args.size, dropout=0.1, subsampling_channels=c), vocab_size=30)
+            model = model.to(device).train()
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            run = {"params": num_params(model), "times": []}
+            start = time.perf_counter()
+            run["forward"] = torch.compile(model) if compiled else model
+            step_seconds(run["forward"], opt, batch, 1, device)  # the compilation, or the allocator's first step
+            if compiled:
+                run["first_step_seconds"] = round(time.perf_counter() - start, 2)
+            step_seconds(run["forward"], opt, batch, 1, device)  # warm-up: allocator, oneDNN primitives
+            run["opt"] = opt
+            runs[(c, compiled)] = run
     for _ in range(args.repeats):
         for run in runs.values():
-            run["times"].append(step_seconds(run["model"], run["opt"], batch, args.steps))
+            run["times"].append(step_seconds(run["forward"], run["opt"], batch, args.steps, device))
     d_model = ModelConfig(size=args.size).resolved()["d_model"]
-    reference = statistics.median(runs[args.channels[0]]["times"])
-    results = [{"subsampling_channels": c or d_model, "params": num_params(run["model"]),
+    reference = statistics.median(next(iter(runs.values()))["times"])
+    results = [{"subsampling_channels": c or d_model, "compiled": compiled, "params": run["params"],
                 "seconds_per_step": round(statistics.median(run["times"]), 4),
-                "speedup_vs_first": round(reference / statistics.median(run["times"]), 3)}
-               for c, run in runs.items()]
+                "speedup_vs_first": round(reference / statistics.median(run["times"]), 3),
+                **({"first_step_seconds": run["first_step_seconds"]} if compiled else {})}
+               for (c, compiled), run in runs.items()]
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     print(json.dumps({"size": args.size, "batch": f"{args.utts} x {args.frames} frames", "threads": args.threads,
+                      "device": args.device, "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
                       "repeats": args.repeats, "steps_per_repeat": args.steps, "results": results,
-                      "machine": platform.machine(), "torch": torch.__version__}, indent=1))
+                      "machine": machine, "torch": torch.__version__}, indent=1))
     return 0
 
 
