@@ -89,13 +89,18 @@ def plain_pytorch_adapt(model: torch.nn.Module, names: list[str], support: dict,
     return adapted
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def speaker_args(p: argparse.ArgumentParser) -> None:
+    """The options of one speaker's adaptation task, shared with compile_adapt.py."""
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--size", default="small")
     p.add_argument("--param-set", default="lhuc")
     p.add_argument("--shots", type=int, default=5)
     p.add_argument("--frames", type=int, default=300)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    speaker_args(p)
     p.add_argument("--inner-steps", type=int, default=MetaConfig().inner_steps, help="steps for the latency figure")
     p.add_argument("--inner-lr", type=float, default=20.0, help="LHUC needs a large rate (measured on real tasks)")
     p.add_argument("--batched-steps", type=int, default=20, help="steps for the batched-speakers figure")

@@ -21,7 +21,7 @@ import platform
 import time
 
 import torch
-from adapt import support_batch, sync, timed
+from adapt import speaker_args, support_batch, sync, timed
 
 from speechmeta.meta.inner import adapt_test_time, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
@@ -30,11 +30,7 @@ from speechmeta.model.conformer import ConformerCTC, ModelConfig
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--size", default="small")
-    p.add_argument("--param-set", default="lhuc")
-    p.add_argument("--shots", type=int, default=5)
-    p.add_argument("--frames", type=int, default=300)
+    speaker_args(p)
     p.add_argument("--frames2", type=int, default=280, help="a second shape: the recompilation's cost (0: skip)")
     p.add_argument("--steps", type=int, nargs="+", default=[3, 20], help="inner steps of each timed adaptation")
     p.add_argument("--inner-lr", type=float, default=20.0)
