@@ -5,8 +5,8 @@
 - `lhuc`:     LHUC scalers (attached at 1), gradient steps on them alone;
 - `adapter`:  a zero-initialized residual adapter per block, gradient steps on it alone;
 - `meta`:     the rule stored in a meta-trained model (`speechmeta meta-train`): its learned initialization, its
-              parameter set, its inner steps and (learned, for Meta-SGD) per-tensor rates. Reported under the
-              algorithm's name (fomaml, reptile, metasgd, maml).
+              parameter set, its inner steps and (learned, for Meta-SGD) rates, per tensor or per weight. Reported
+              under the algorithm's name (fomaml, reptile, metasgd, maml).
 Every method is the same loop (`speechmeta.meta.inner.adapt`, run with plain autograd as `adapt_test_time` since
 nothing differentiates through it here): `steps` steps of fast <- fast - lr * grad of the
 support CTC loss, the model in eval mode (no dropout); only what adapts differs. Steps and rates of the baselines
@@ -64,6 +64,11 @@ class Adapter:
         return {**self.frozen, **(self.fast if fast is None else fast)}
 
 
+def mean_rate(lrs: Params) -> torch.Tensor:
+    """The mean of the inner rates (one per adapted tensor, or one per weight: `meta.rates`)."""
+    return torch.cat([v.flatten() for v in lrs.values()]).mean()
+
+
 def load_adapter(model_path, method: str = "auto", steps: int | None = None, lr: float | None = None,
                  device: str = "cpu", adapter_dim: int = 32) -> Adapter:
     """The model at `model_path` set up for `method` ("auto": the model's meta-learned rule if it has one).
@@ -84,8 +89,7 @@ def load_adapter(model_path, method: str = "auto", steps: int | None = None, lr:
         param_set, name, adapter_dim = rule["param_set"], rule["algorithm"], rule["adapter_dim"]
         lrs = {n: v.to(dev) for n, v in rule["inner_lrs"].items()}
         if lr is not None:
-            mean = torch.stack(list(lrs.values())).mean()
-            lrs = {n: v * (lr / mean) for n, v in lrs.items()}
+            lrs = {n: v * (lr / mean_rate(lrs)) for n, v in lrs.items()}
         steps = rule["inner_steps"] if steps is None else steps
     else:
         param_set, name = BASELINES[method], method
@@ -249,8 +253,9 @@ def adapt_to_speaker(model_path: Path, data_dir: Path, spk: str, out: Path, k: i
     info = {"method": ad.method, "param_set": ad.param_set, "adapter_dim": ad.adapter_dim, "spk": spk,
             "k": len(utts), "steps": ad.steps, "utts": utts, "unsupervised": unsupervised,
             "confidence": confidence, "adapt_seconds": round(seconds, 3),
-            "lrs": {n: float(v) for n, v in ad.lrs.items()} if len(ad.lrs) <= 64 else
-            {"mean": float(torch.stack(list(ad.lrs.values())).mean())}, "model": str(model_path)}
+            "lrs": {n: float(v) for n, v in ad.lrs.items()} if len(ad.lrs) <= 64 and all(
+                v.dim() == 0 for v in ad.lrs.values()) else {"mean": float(mean_rate(ad.lrs))},
+            "model": str(model_path)}
     if ad.cfg.cmvn == "speaker":  # the speaker's CMVN statistics, for transcribing their other recordings
         info["cmvn_stats"] = data.spk_stats[spk].tolist()
     save_profile(out, fast, ad.model_sha256, info)

@@ -22,7 +22,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from speechmeta.adapt import Adapter, adapt_speakers, adapt_trajectory, batch_hyps, load_adapter, pseudo_label
+from speechmeta.adapt import (
+    Adapter,
+    adapt_speakers,
+    adapt_trajectory,
+    batch_hyps,
+    load_adapter,
+    mean_rate,
+    pseudo_label,
+)
 from speechmeta.data.datadir import read_table
 from speechmeta.data.dataset import MAX_FRAMES, UttData, length_batches
 from speechmeta.decode import GREEDY, BeamOptions
@@ -64,7 +72,7 @@ def schedule(ad: Adapter, k: int) -> dict:
     """The adaptation a (K, seed) result was made with: steps and mean rate (none at K=0)."""
     if not k or not ad.lrs:
         return {"steps": 0, "lr_mean": None}
-    return {"steps": ad.steps, "lr_mean": round(float(torch.stack(list(ad.lrs.values())).mean()), 8)}
+    return {"steps": ad.steps, "lr_mean": round(float(mean_rate(ad.lrs)), 8)}
 
 
 def support_batches(ad: Adapter, data: UttData, support: dict[str, list[str]], spks: list[str], unsupervised: bool,

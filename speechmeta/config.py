@@ -64,6 +64,8 @@ class MetaConfig:
     outer_lr: float = 1e-3
     outer_optimizer: str = "adam"  # adam, or sgd: steps in proportion to the meta-gradient, not one size for all
     rate_lr: float = 0.0  # Meta-SGD: Adam's step size for the inner rates (0: outer_lr, which hardly moves them)
+    rates: str = "tensor"  # Meta-SGD's learned inner rates: one per tensor, or "element": one per weight, as in Li et
+                           # al. 2017 (as many rates as adapted values)
     speakers_per_batch: int = 4
     shots: int | list[int] = 5  # support utterances per speaker; a list ([5, 10]): each meta-batch draws one K
     query: int = 5  # query utterances per speaker

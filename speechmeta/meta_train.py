@@ -2,8 +2,8 @@
 
 Each meta-step draws B training speakers (tasks), adapts the chosen parameter set on each speaker's K support
 utterances, scores the adapted model on Q query utterances, and updates the initialization of the adapted
-parameters (and, for Meta-SGD, the per-tensor inner learning rates) with Adam (or plain SGD:
-`meta.outer_optimizer`) on the task-averaged meta-gradient.
+parameters (and, for Meta-SGD, the inner learning rates: one per tensor, or per weight with `meta.rates=element`)
+with Adam (or plain SGD: `meta.outer_optimizer`) on the task-averaged meta-gradient.
 Every `eval_every` steps the mean query loss and the greedy query CER, before and after adaptation on fixed
 validation tasks, go to metrics.csv: the meta-training curve. `meta.keep=best` makes meta.pt the model of the
 evaluation with the lowest query loss after adaptation, or CER with `meta.keep_metric=cer` (kept in best.pt as
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 OUTER_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 METRICS = ["step", "query_loss_before", "query_loss_after", "gain", "query_cer_before", "query_cer_after", "seconds"]
 KEEP_METRICS = {"loss": "query_loss_after", "cer": "query_cer_after"}  # meta.keep_metric: what best.pt minimizes
+RATE_SHAPES = ("tensor", "element")  # meta.rates: Meta-SGD's inner rates, one per adapted tensor or per weight
 
 
 def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
@@ -120,6 +121,11 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     if mc.outer_optimizer not in OUTER_OPTIMIZERS:
         raise ValueError(f"meta.outer_optimizer must be one of {', '.join(OUTER_OPTIMIZERS)}, "
                          f"not '{mc.outer_optimizer}'")
+    if mc.rates not in RATE_SHAPES:
+        raise ValueError(f"meta.rates must be one of {', '.join(RATE_SHAPES)}, not '{mc.rates}'")
+    if mc.rates == "element" and mc.algorithm != "metasgd":
+        raise ValueError(f"meta.rates=element: only Meta-SGD learns its inner rates; {mc.algorithm} keeps one fixed "
+                         "rate, so leave meta.rates at tensor")
     if mc.keep not in ("best", "last"):
         raise ValueError(f"meta.keep must be best or last, not '{mc.keep}'")
     if mc.keep_metric not in KEEP_METRICS:
@@ -149,7 +155,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     eval_set = [valid_tasks.meta_batch(i)[0] for i in range(mc.eval_tasks)]
 
     init = {n: p for n, p in model.named_parameters() if n in set(names)}  # the meta-learned initialization
-    lrs = {n: torch.nn.Parameter(torch.tensor(mc.inner_lr, device=device)) for n in names}
+    lrs = {n: torch.nn.Parameter(torch.full_like(init[n].detach(), mc.inner_lr) if mc.rates == "element"
+                                 else torch.tensor(mc.inner_lr, device=device)) for n in names}
     outer = list(init.values()) + (list(lrs.values()) if mc.algorithm == "metasgd" else [])
     groups = [{"params": outer}]  # one group unless rate_lr is set: checkpoints of earlier runs still resume
     if mc.algorithm == "metasgd" and mc.rate_lr:  # at outer_lr, a rate of 0.03 moves by 1e-4 a step

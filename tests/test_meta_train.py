@@ -10,9 +10,11 @@ import pytest
 import torch
 from conftest import tiny_base, torchrun_meta_train
 
+from speechmeta.adapt import adapt_to_speaker, load_adapter, mean_rate
 from speechmeta.checkpoint import load_checkpoint
 from speechmeta.config import load_config
 from speechmeta.data.augment import freq_warp
+from speechmeta.data.datadir import DataDir
 from speechmeta.meta_train import init_distributed, meta_train
 
 
@@ -57,6 +59,31 @@ def test_metasgd_rates_learn_at_rate_lr(base, tmp_path):
     assert moved.max() == pytest.approx(0.01, rel=1e-3)  # Adam's first step is its step size: rate_lr, not outer_lr
     lhuc = [v for k, v in state["model"].items() if "lhuc" in k]
     assert lhuc and max(v.abs().max().item() for v in lhuc) <= 1.01e-6  # they start at zero and move by outer_lr
+
+
+def test_metasgd_learns_one_rate_per_weight_and_adapts_with_them(base, tmp_path):
+    cfg = load_config(overrides=["model.size=tiny", "meta.algorithm=metasgd", "meta.param_set=lhuc",
+                                 "meta.rates=element", "meta.meta_steps=1", "meta.speakers_per_batch=2",
+                                 "meta.shots=2", "meta.query=2", "meta.inner_steps=1", "meta.eval_every=10",
+                                 "meta.eval_tasks=1", "meta.device=cpu", "meta.checkpoint_every=0", "meta.keep=last",
+                                 "meta.outer_lr=1e-6", "meta.rate_lr=0.01"])
+    meta_train(cfg, base / "base" / "average.pt", base / "train", base / "test", tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "meta.pt")
+    rates = state["meta"]["inner_lrs"]
+    assert {n: v.shape for n, v in rates.items()} == {n: state["model"][n].shape for n in rates}
+    moved = torch.cat([(v - 0.1).flatten() for v in rates.values()])
+    assert moved.abs().max() == pytest.approx(0.01, rel=1e-3)  # Adam's first step: rate_lr for each weight's rate
+    assert (moved > 0).any() and (moved < 0).any()  # each weight's own gradient: some rates grow, others shrink
+    ad = load_adapter(tmp_path / "meta.pt", "auto", device="cpu")
+    assert ad.method == "metasgd" and all(ad.lrs[n].shape == ad.fast[n].shape for n in ad.fast)
+    spk = DataDir.load(base / "test").spks[0]
+    info = adapt_to_speaker(tmp_path / "meta.pt", base / "test", spk, tmp_path / "p.safetensors", k=2, device="cpu")
+    assert info["lrs"] == {"mean": pytest.approx(float(moved.mean() + 0.1), rel=1e-5)}
+    scaled = load_adapter(tmp_path / "meta.pt", "auto", lr=0.05, device="cpu")
+    assert float(mean_rate(scaled.lrs)) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="only Meta-SGD learns its inner rates"):
+        meta_train(load_config(overrides=["meta.algorithm=fomaml", "meta.rates=element"]), base / "base" /
+                   "average.pt", base / "train", base / "test", tmp_path / "fomaml", progress=False)
 
 
 def meta_overrides(*extra: str) -> list[str]:
