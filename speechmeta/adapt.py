@@ -89,7 +89,8 @@ def load_adapter(model_path, method: str = "auto", steps: int | None = None, lr:
         param_set, name, adapter_dim = rule["param_set"], rule["algorithm"], rule["adapter_dim"]
         lrs = {n: v.to(dev) for n, v in rule["inner_lrs"].items()}
         if lr is not None:
-            lrs = {n: v * (lr / mean_rate(lrs)) for n, v in lrs.items()}
+            scale = lr / mean_rate(lrs)
+            lrs = {n: v * scale for n, v in lrs.items()}
         steps = rule["inner_steps"] if steps is None else steps
     else:
         param_set, name = BASELINES[method], method
