@@ -62,11 +62,8 @@ def test_metasgd_rates_learn_at_rate_lr(base, tmp_path):
 
 
 def test_metasgd_learns_one_rate_per_weight_and_adapts_with_them(base, tmp_path):
-    cfg = load_config(overrides=["model.size=tiny", "meta.algorithm=metasgd", "meta.param_set=lhuc",
-                                 "meta.rates=element", "meta.meta_steps=1", "meta.speakers_per_batch=2",
-                                 "meta.shots=2", "meta.query=2", "meta.inner_steps=1", "meta.eval_every=10",
-                                 "meta.eval_tasks=1", "meta.device=cpu", "meta.checkpoint_every=0", "meta.keep=last",
-                                 "meta.outer_lr=1e-6", "meta.rate_lr=0.01"])
+    cfg = load_config(overrides=meta_overrides("meta.algorithm=metasgd", "meta.rates=element", "meta.meta_steps=1",
+                                               "meta.inner_steps=1", "meta.outer_lr=1e-6", "meta.rate_lr=0.01"))
     meta_train(cfg, base / "base" / "average.pt", base / "train", base / "test", tmp_path, progress=False)
     state = load_checkpoint(tmp_path / "meta.pt")
     rates = state["meta"]["inner_lrs"]
