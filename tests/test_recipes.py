@@ -254,6 +254,34 @@ def test_stage3_pretrains_on_synthetic_voices_reading_the_training_text_then_fin
     assert (data / "synth" / "train" / "feats.scp").stat().st_mtime_ns == made
 
 
+def test_meta_speakers_are_held_out_of_base_training_and_meta_train_it(tmp_path):
+    """--meta-speakers N: stage 3 trains the base model without N of the training speakers, and stage 4 draws every
+    meta-training task from those N; stage 4 refuses a count that does not match the split stage 3 made."""
+    train = make_user_dir(tmp_path / "user", 6, 9, "tr")
+    test = make_user_dir(tmp_path / "user", 2, 9, "te")
+    def opts(meta_speakers: str) -> list[str]:
+        return ["--train-dir", str(train), "--test-dir", str(test), "--valid-speakers", "2", "--meta-speakers",
+                meta_speakers, "--meta-algorithms", "fomaml", "--stop-stage", "4"]
+
+    r = run_recipe("custom", tmp_path, *opts("2"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    from speechmeta.data.datadir import DataDir
+
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    train_spks = set(DataDir.load(data / "train").spks)
+    base_spks, meta_spks = set(DataDir.load(data / "train_base").spks), set(DataDir.load(data / "train_meta").spks)
+    assert len(meta_spks) == 2 and base_spks == train_spks - meta_spks and len(base_spks) == 2
+    assert "18 training" in (exp / "base" / "log" / "train.log").read_text()  # 2 speakers x 9 utterances
+    meta_log = (exp / "meta_fomaml" / "log" / "meta-train.log").read_text()
+    assert re.search(r", 2 speakers \(0 skipped\)", meta_log), meta_log
+
+    (exp / ".meta.done").unlink()
+    again = run_recipe("custom", tmp_path, *opts("3"), "--stage", "4")
+    assert again.returncode == 1 and "--meta-speakers 3, but" in again.stderr
+    bad = run_recipe("custom", tmp_path, *opts("two"))
+    assert bad.returncode == 1 and "--meta-speakers must be a number" in bad.stderr
+
+
 def test_librispeech_recipe_data_stages_on_a_fixture(tmp_path):
     root = tmp_path / "corpus" / "LibriSpeech"
     for subset, spks in (("train-clean-100", ("19", "26", "27")), ("dev-clean", ("84", "174")),

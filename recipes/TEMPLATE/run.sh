@@ -21,6 +21,10 @@ synth_utts=${synth_utts:-100}                   # utterances per voice
 synth_bandwidth=${synth_bandwidth:-0}           # Hz: band-limit those voices to the corpus's (0: full band)
 meta_conf=${meta_conf:-conf/meta.yaml}          # meta-training (iterative learning)
 meta_algorithms=${meta_algorithms:-"fomaml metasgd maml"}
+meta_speakers=${meta_speakers:-0}               # N > 0: N training speakers (data/train_meta) are held out of base
+                                                # training, and meta-training draws its tasks from them: speakers the
+                                                # base model never heard, as a test speaker is (0: the base's own)
+balance_by=${balance_by:-}                      # speaker attribute file[:threshold] those N are balanced over
 baselines=${baselines:-"none finetune lhuc adapter"}
 shots=${shots:-"5 10"}                          # K: adaptation utterances per speaker
 seeds=${seeds:-"0"}                             # few-shot draws (each a different support/test split)
@@ -48,6 +52,9 @@ COMMAND_LINE=$(printf '%q ' "$0" "$@")  # before parse_options.sh consumes the o
 [ "$(type -t configure)" = function ] && configure  # the recipe's last word on its options
 case $adapt_decoding in beam|greedy) ;; *) echo "$0: --adapt-decoding must be beam or greedy" >&2; exit 1 ;; esac
 case $meta_beam in own|base) ;; *) echo "$0: --meta-beam must be own or base" >&2; exit 1 ;; esac
+case $meta_speakers in ''|*[!0-9]*) echo "$0: --meta-speakers must be a number of speakers" >&2; exit 1 ;; esac
+BASE_TRAIN=$data/train; META_TRAIN=$data/train  # what base and meta-training learn from (upper case: not options)
+if [ "$meta_speakers" -gt 0 ]; then BASE_TRAIN=$data/train_base; META_TRAIN=$data/train_meta; fi
 
 mkdir -p "$data" "$exp"
 exec 9> $exp/.lock
@@ -115,6 +122,11 @@ fi
 
 if step 3 $exp/.base.done; then
   echo "stage 3: base training"
+  if [ "$meta_speakers" -gt 0 ]; then  # features are data/train's: the subsets point at them
+    balance=(); [ -n "$balance_by" ] && balance=(--balance-by "$balance_by")
+    python "$TEMPLATE/../../data_prep/splits.py" speakers --data $data/train --heldout "$meta_speakers" \
+      --seed "$seed" "${balance[@]}" --out-train "$BASE_TRAIN" --out-heldout "$META_TRAIN"
+  fi
   init=()
   if [ -n "$pretrain_conf" ]; then
     if [ ! -f $data/synth/.done ]; then
@@ -129,18 +141,23 @@ if step 3 $exp/.base.done; then
       --units $data/lang_char/units.txt --exp-dir $exp/pretrain --resume --no-progress train.device="$device"
     init=(--init-from $exp/pretrain/average.pt)
   fi
-  speechmeta train --config "$train_conf" --train-dir $data/train --valid-dir $data/valid \
+  speechmeta train --config "$train_conf" --train-dir "$BASE_TRAIN" --valid-dir $data/valid \
     --units $data/lang_char/units.txt --exp-dir $exp/base --resume --no-progress "${init[@]}" train.device="$device"
   touch $exp/.base.done
 fi
 
 if step 4 $exp/.meta.done; then
   echo "stage 4: meta-training ($meta_algorithms)"
+  if [ "$meta_speakers" -gt 0 ] && [ "$(wc -l < "$META_TRAIN/spk2utt" 2>/dev/null)" != "$meta_speakers" ]; then
+    echo "$0: --meta-speakers $meta_speakers, but $META_TRAIN does not hold that many: stage 3 split the training" \
+      "speakers otherwise (rerun it with this option)" >&2
+    exit 1
+  fi
   todo=()  # the algorithms without a finished model
   for alg in $meta_algorithms; do [ -f "$exp/meta_$alg/meta.pt" ] || todo+=("$alg"); done
   threads_for "${#todo[@]}"
   for alg in "${todo[@]}"; do
-    spawn speechmeta meta-train --config "$meta_conf" --base $exp/base/average.pt --train-dir $data/train \
+    spawn speechmeta meta-train --config "$meta_conf" --base $exp/base/average.pt --train-dir "$META_TRAIN" \
       --valid-dir $data/dev --exp-dir "$exp/meta_$alg" --resume --no-progress meta.algorithm="$alg" \
       meta.device="$device"
   done

@@ -15,6 +15,7 @@ pretrain_conf=conf/pretrain.yaml
 train_conf=conf/finetune.yaml
 meta_conf=conf/meta.yaml
 lexicon=             # beam-search word list (default: the corpus's resource/lexicon.txt)
+balance_by=spk2age:18  # speaker splits keep the share of children (ages below 18) and adults
 tune_metric=cer      # the targets are CER; the dev speakers' ~590 test words barely tell schedules apart
 
 configure() { [ -n "$lexicon" ] || lexicon=$corpus_dir/resource/lexicon.txt; }
@@ -26,10 +27,10 @@ prepare_data() {
     cp -r "$data/release/train" "$data/train_all"; cp -r "$data/release/test" "$data/test"
   else
     python "$REPO/data_prep/splits.py" speakers --data "$data/release/train" --heldout "$heldout" --seed "$seed" \
-      --balance-by spk2age:18 --out-train "$data/train_all" --out-heldout "$data/test"
+      --balance-by "$balance_by" --out-train "$data/train_all" --out-heldout "$data/test"
   fi
   python "$REPO/data_prep/splits.py" speakers --data "$data/train_all" --heldout 5 --seed "$seed" \
-    --balance-by spk2age:18 --out-train "$data/train" --out-heldout "$data/valid"
+    --balance-by "$balance_by" --out-train "$data/train" --out-heldout "$data/valid"
   ln -sfn valid "$data/dev"
 }
 
