@@ -94,3 +94,24 @@ def test_subset_keeps_paths_features_and_cmvn(make_data_dir, tmp_path):
     with pytest.raises(ValueError, match="the source data dir itself"):
         subset_data_dir(sub, sub, ["spk1"])
     assert DataDir.load(sub).spks == ["spk1"]
+
+
+def test_subset_of_a_linked_data_dir_finds_its_audio(make_data_dir, tmp_path):
+    # The synth recipe's layout: data/train -> corpus/train, whose wav.scp reaches corpus/wav by `../wav/...`. The
+    # system resolves that `..` where the link points; a subset written beside the link must point there too.
+    corpus = tmp_path / "data" / "corpus"
+    src = make_data_dir(spks=2, utts=2, name="src")
+    (corpus / "wav").mkdir(parents=True)
+    lines = []
+    for line in (src / "wav.scp").read_text().splitlines():
+        utt, path = line.split()
+        os.replace(path, corpus / "wav" / f"{utt}.wav")
+        lines.append(f"{utt} ../wav/{utt}.wav\n")
+    os.replace(src, corpus / "train")
+    (corpus / "train" / "wav.scp").write_text("".join(lines))
+    compute_feats(corpus / "train", progress=False)
+    (tmp_path / "data" / "train").symlink_to("corpus/train")
+    sub = subset_data_dir(tmp_path / "data" / "train", tmp_path / "data" / "train_base", ["spk1"])
+    assert [p for p in validate_data_dir(sub) if p.level == "error"] == []  # audio found
+    assert (sub / "wav.scp").read_text().split()[1] == "../corpus/wav/spk1-utt0.wav"
+    np.testing.assert_array_equal(FeatsReader(sub)["spk1-utt1"], FeatsReader(corpus / "train")["spk1-utt1"])

@@ -21,9 +21,17 @@ from speechmeta.fileio import atomic_write_lines
 
 
 def relocate(value: str, src: Path, dst: Path) -> str:
-    """A relative path of `src` rewritten to point at the same file from `dst` (an absolute one is kept)."""
+    """A relative path of `src` rewritten to point at the same file from `dst` (an absolute one is kept).
+
+    The folders are resolved first: the system resolves `..` after a symbolic link where the link points (a recipe's
+    `data/train -> corpus/train` reaches `corpus/wav` by `../wav`), which a purely textual rewrite would miss. The
+    file's own name is kept, so a linked audio file stays the link.
+    """
     path = Path(value)
-    return value if path.is_absolute() else os.path.relpath(src / path, dst)
+    if path.is_absolute():
+        return value
+    folder = os.path.realpath(src / path.parent)
+    return os.path.relpath(os.path.join(folder, path.name), os.path.realpath(dst))
 
 
 def clear_earlier_output(dst: Path) -> None:
