@@ -12,7 +12,10 @@
    to --loop-max speakers. --ops-max: up to this S the batched pass is also timed with the tensor-op CTC (the path
    before the vmappable CTC: the before/after ratio). The FLOPs of one speaker's adaptation are counted
    (torch.utils.flop_counter: matrix products and convolutions, forward and backward, all inner steps) to give the
-   achieved rate and, on a GPU of known bf16 peak, the fraction of that limit.
+   achieved rate and, on a GPU of known bf16 peak, the fraction of that limit. On CPU the reference is the rate of
+   one large fp32 matrix product measured in the same run on the same threads (`matmul_tflops`): batching cannot
+   make the adaptation's products faster than that, so `matmul_tflops` over the loop's rate bounds the speedup any
+   batching can give (`batching_ceiling`); the loop's and the batched pass's fractions of it are reported.
 Random features stand in for speech (the cost depends only on shapes). On CUDA the model runs under bf16 autocast.
     python benchmarks/adapt.py [--device cpu|cuda] [--size small] [--shots 5] [--frames 300] \
         [--inner-steps 3] [--batched-steps 20] [--speakers 1 4 16 64]
@@ -65,6 +68,12 @@ def timed(fn, repeats: int, device: torch.device, warmup: bool = True) -> float:
         sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def matmul_tflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """The rate of one n x n fp32 matrix product on this device and thread count: the CPU's practical peak."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n ** 3 / timed(lambda: a @ b, repeats, device) / 1e12
 
 
 def plain_pytorch_adapt(model: torch.nn.Module, names: list[str], support: dict, lr: float, steps: int,
@@ -151,6 +160,7 @@ def main() -> None:
     flops = counter.get_total_flops()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None) if bf16 else None
+    reference = matmul_tflops(device) if device.type == "cpu" else None
     rows, loop_per_speaker = [], None
     for s in args.speakers:
         supports = [support_batch(args.shots, args.frames, vocab, 1000 + i, device) for i in range(s)]
@@ -165,6 +175,9 @@ def main() -> None:
             row["loop_seconds"] = round(timed(loop, 1, device, warmup=s == args.speakers[0]), 4)
             row["loop_autograd_seconds"] = round(timed(loop_autograd, 1, device, warmup=s == args.speakers[0]), 4)
             loop_per_speaker = row["loop_seconds"] / s
+            if reference:
+                row["loop_fraction_of_matmul"] = round(flops * s / row["loop_autograd_seconds"] / 1e12 / reference, 3)
+                row["batching_ceiling"] = round(1 / row["loop_fraction_of_matmul"], 2)
         chunk = args.chunk or s
         while True:
             try:
@@ -189,6 +202,8 @@ def main() -> None:
             row["batched_speedup_vs_autograd_loop"] = round(row["loop_autograd_seconds"] / seconds, 3)
         elif loop_per_speaker:
             row["speedup_vs_measured_loop_rate"] = round(loop_per_speaker * s / seconds, 3)
+        if reference:
+            row["batched_fraction_of_matmul"] = round(flops * s / seconds / 1e12 / reference, 3)
         if peak:
             row["fraction_of_bf16_peak"] = round(flops * s / seconds / 1e12 / peak, 4)
         if device.type == "cuda":
@@ -197,7 +212,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     out["batched"] = {"inner_steps": args.batched_steps, "flops_per_speaker": flops,
-                      "bf16_peak_tflops": peak, "rows": rows}
+                      "bf16_peak_tflops": peak, "matmul_tflops": reference and round(reference, 4), "rows": rows}
     out["machine"] = {"device": name, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
                       "torch": torch.__version__}
     print(json.dumps(out, indent=1))
