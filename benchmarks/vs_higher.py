@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Meta-gradients of FOMAML, first-order Meta-SGD and second-order MAML: speechmeta's inner loop (what meta-training's
 speaker loop runs: plain autograd, `autograd_gradient`) vs the
-`higher` library on the same model and tasks (learn2learn, the other reference, publishes no wheel for Python 3.12).
+`higher` library on the same model and tasks (learn2learn, the other reference, does not install: no wheel for
+Python 3.12, and on 3.11 the 0.2.0 sdist's pre-generated Cython C fails to compile, needing `longintrepr.h`).
 Prints JSON.
 
 The inner SGD steps adapt the LHUC parameters, the base weights frozen. MAML differentiates the query CTC loss
