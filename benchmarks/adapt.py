@@ -189,9 +189,9 @@ def main() -> None:
                     raise
                 chunk //= 2
                 torch.cuda.empty_cache()
+        tflops = flops * s / seconds / 1e12
         row.update({"batched_seconds": round(seconds, 4), "chunk": chunk,
-                    "speakers_per_second": round(s / seconds, 2),
-                    "achieved_tflops": round(flops * s / seconds / 1e12, 3)})
+                    "speakers_per_second": round(s / seconds, 2), "achieved_tflops": round(tflops, 3)})
         if s <= args.ops_max:
             row["batched_ops_ctc_seconds"] = round(
                 timed(lambda c=chunk, sp=supports: batched_adapt(ops, fast, lrs, sp, args.batched_steps, c), 1, device),
@@ -203,9 +203,9 @@ def main() -> None:
         elif loop_per_speaker:
             row["speedup_vs_measured_loop_rate"] = round(loop_per_speaker * s / seconds, 3)
         if reference:
-            row["batched_fraction_of_matmul"] = round(flops * s / seconds / 1e12 / reference, 3)
+            row["batched_fraction_of_matmul"] = round(tflops / reference, 3)
         if peak:
-            row["fraction_of_bf16_peak"] = round(flops * s / seconds / 1e12 / peak, 4)
+            row["fraction_of_bf16_peak"] = round(tflops / peak, 4)
         if device.type == "cuda":
             row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
             torch.cuda.reset_peak_memory_stats(device)
