@@ -38,7 +38,7 @@ step pytest_cuda.txt 150 python3 -m pytest -q -p no:cacheprovider tests/test_cud
   tests/test_meta_train.py::test_two_gloo_processes_equal_one \
   tests/test_meta_train.py::test_torchrun_backend_follows_the_meta_training_device
 step meta_step.json 80 python3 benchmarks/meta_step.py --device cuda --speakers 4 --repeats 2
-step vs_higher.json 45 python3 benchmarks/vs_higher.py --device cuda --inner-steps 3 --tasks 4
+step vs_libraries.json 45 python3 benchmarks/vs_libraries.py --device cuda --inner-steps 3 --tasks 4
 step maml_memory.json 60 python3 benchmarks/maml_memory.py --device cuda --steps 1 2 3 4 5 6
 step compile_adapt.json 240 python3 benchmarks/compile_adapt.py --device cuda --steps 3 20 \
   --modes default reduce-overhead

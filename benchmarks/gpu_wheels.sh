@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Wheels of the packages a lent GPU machine's image lacks, for benchmarks/gpu.sh to install there (it has no network):
 # the test fixtures' audio and synthesis (soundfile, cffi, pycparser, soxr, espeakng-loader), scoring (jiwer,
-# rapidfuzz) and the reference of benchmarks/vs_higher.py (higher). Versions are this checkout's .venv's (higher's
-# is pinned: it is no dependency). Run here, then carry .whl/ in the device call:
+# rapidfuzz) and the reference of benchmarks/vs_libraries.py (higher; learn2learn has no wheel for the machine's
+# Python). Versions are this checkout's .venv's (higher's is pinned: it is no dependency). Run here, then carry .whl/ in the device call:
 #   bash benchmarks/gpu_wheels.sh && echo /.whl/ >> .git/info/exclude
 # Without them tests/test_cuda.py stops at `import soxr` (7 of 10 tests, 2026-11-28 on an H200).
 set -euo pipefail
