@@ -3,13 +3,14 @@
 AdamW) of a model size with `model.subsampling_channels` C, against C = d_model (the default) in the same run.
 On CUDA the model runs under bf16 autocast, as `speechmeta train` does there; --compile adds, for each width, the
 same model compiled by `torch.compile` (one fixed batch shape: no recompilation is timed; its first step, the
-compilation, is reported apart).
+compilation, is reported apart); --cpu-bf16 adds, for each width on CPU, the same step under CPU bf16 autocast
+(fast where the CPU multiplies bf16 matrices natively, AMX or AVX512-BF16; `speechmeta train` runs fp32 on CPU).
 
 Prints JSON. The widths are interleaved over `--repeats` rounds (the median is reported) so that load on a shared
 machine hits them alike. A batch of `--utts` x `--frames` random frames stands in for the recipes' length-bucketed
 batches (the cost depends only on shapes; 8 x 310 frames is the demo's 2500-frame batch).
   python benchmarks/train_step.py [--size small] [--channels 0 64 32] [--threads 2] [--repeats 5] [--device cuda]
-      [--compile]
+      [--compile] [--cpu-bf16]
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from speechmeta.model.conformer import ConformerCTC, ModelConfig, num_params
 from speechmeta.train import autocast
 
 
-def step_seconds(model, opt: torch.optim.Optimizer, batch: dict, steps: int, device: torch.device) -> float:
+def step_seconds(model, opt: torch.optim.Optimizer, batch: dict, steps: int, device: torch.device,
+                 cpu_bf16: bool = False) -> float:
     start = time.perf_counter()
     for _ in range(steps):
-        with autocast(device):
+        with torch.autocast("cpu", dtype=torch.bfloat16) if cpu_bf16 else autocast(device):
             log_probs, out_lens = model(batch["feats"], batch["feat_lens"])
         loss = F.ctc_loss(log_probs.float().transpose(0, 1), batch["targets"], out_lens, batch["target_lens"],
                           zero_infinity=True)
@@ -54,13 +56,17 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true", help="also each width compiled (torch.compile)")
+    p.add_argument("--cpu-bf16", action="store_true", help="also each width under CPU bf16 autocast")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     batch = random_batch(args.utts, args.frames, seed=0, device=device)
     runs = {}
+    if args.cpu_bf16 and device.type != "cpu":
+        p.error("--cpu-bf16 is for --device cpu (CUDA runs bf16 autocast already)")
+    variants = [(False, False)] + ([(True, False)] if args.compile else []) + ([(False, True)] if args.cpu_bf16 else [])
     for c in args.channels:
-        for compiled in (False, True) if args.compile else (False,):
+        for compiled, bf16 in variants:
             torch.manual_seed(0)
             model = ConformerCTC(ModelConfig(size=args.size, dropout=0.1, subsampling_channels=c), vocab_size=30)
             model = model.to(device).train()
@@ -68,25 +74,30 @@ def main() -> int:
             run = {"params": num_params(model), "times": []}
             start = time.perf_counter()
             run["forward"] = torch.compile(model) if compiled else model
-            step_seconds(run["forward"], opt, batch, 1, device)  # the compilation, or the allocator's first step
+            run["bf16"] = bf16
+            step_seconds(run["forward"], opt, batch, 1, device, bf16)  # the compilation, or the allocator's first
             if compiled:
                 run["first_step_seconds"] = round(time.perf_counter() - start, 2)
-            step_seconds(run["forward"], opt, batch, 1, device)  # warm-up: allocator, oneDNN primitives
+            step_seconds(run["forward"], opt, batch, 1, device, bf16)  # warm-up: allocator, oneDNN primitives
             run["opt"] = opt
-            runs[(c, compiled)] = run
+            runs[(c, compiled, bf16)] = run
     for _ in range(args.repeats):
         for run in runs.values():
-            run["times"].append(step_seconds(run["forward"], run["opt"], batch, args.steps, device))
+            run["times"].append(step_seconds(run["forward"], run["opt"], batch, args.steps, device, run["bf16"]))
     d_model = ModelConfig(size=args.size).resolved()["d_model"]
     reference = statistics.median(next(iter(runs.values()))["times"])
     results = [{"subsampling_channels": c or d_model, "compiled": compiled, "params": run["params"],
+                "precision": "bf16 autocast" if bf16 or device.type == "cuda" else "fp32",
                 "seconds_per_step": round(statistics.median(run["times"]), 4),
                 "speedup_vs_first": round(reference / statistics.median(run["times"]), 3),
-                **({"first_step_seconds": run["first_step_seconds"]} if compiled else {})}
-               for (c, compiled), run in runs.items()]
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
+                **({"first_step_seconds": run["first_step_seconds"]} if compiled else {}),
+                **({"speedup_vs_fp32": round(statistics.median(runs[(c, False, False)]["times"])
+                                             / statistics.median(run["times"]), 3)} if bf16 else {})}
+               for (c, compiled, bf16), run in runs.items()]
+    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
+               else f"{platform.machine()}, {torch.backends.cpu.get_cpu_capability()}")
     print(json.dumps({"size": args.size, "batch": f"{args.utts} x {args.frames} frames", "threads": args.threads,
-                      "device": args.device, "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+                      "device": args.device,
                       "repeats": args.repeats, "steps_per_repeat": args.steps, "results": results,
                       "machine": machine, "torch": torch.__version__}, indent=1))
     return 0
