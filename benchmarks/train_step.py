@@ -58,12 +58,12 @@ def main() -> int:
     p.add_argument("--compile", action="store_true", help="also each width compiled (torch.compile)")
     p.add_argument("--cpu-bf16", action="store_true", help="also each width under CPU bf16 autocast")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    batch = random_batch(args.utts, args.frames, seed=0, device=device)
-    runs = {}
     if args.cpu_bf16 and device.type != "cpu":
         p.error("--cpu-bf16 is for --device cpu (CUDA runs bf16 autocast already)")
+    torch.set_num_threads(args.threads)
+    batch = random_batch(args.utts, args.frames, seed=0, device=device)
+    runs = {}
     variants = [(False, False)] + ([(True, False)] if args.compile else []) + ([(False, True)] if args.cpu_bf16 else [])
     for c in args.channels:
         for compiled, bf16 in variants:
@@ -75,7 +75,8 @@ def main() -> int:
             start = time.perf_counter()
             run["forward"] = torch.compile(model) if compiled else model
             run["bf16"] = bf16
-            step_seconds(run["forward"], opt, batch, 1, device, bf16)  # the compilation, or the allocator's first
+            # the first step: the compilation, or the allocator's first step
+            step_seconds(run["forward"], opt, batch, 1, device, bf16)
             if compiled:
                 run["first_step_seconds"] = round(time.perf_counter() - start, 2)
             step_seconds(run["forward"], opt, batch, 1, device, bf16)  # warm-up: allocator, oneDNN primitives
