@@ -1,7 +1,8 @@
 """Initialization learning: ordinary multi-speaker CTC training of the conformer (`speechmeta train`).
 
 AdamW with warmup then 1/sqrt(step) decay, gradient clipping, SpecAugment, optional speed perturbation,
-length-sorted batches. A batch whose loss or gradient is not finite is skipped and counted, never applied.
+length-sorted batches, optional intermediate CTC losses (`train.inter_ctc_weight`). A batch whose loss or gradient
+is not finite is skipped and counted, never applied.
 Checkpoints (each epoch, and every N steps) hold model, optimizer, scheduler, step, position in the epoch and RNG
 state, so `resume=True` continues bit-for-bit. Validation loss and greedy WER/CER each epoch go to metrics.csv.
 """
@@ -58,12 +59,16 @@ def warmup_then_decay(warmup_steps: int):
 def load_init(model: ConformerCTC, path: Path) -> None:
     """Start from another model's weights; a different vocabulary re-initializes only the output layer."""
     weights = load_checkpoint(path)["model"]
+    fresh = ("condition.",)  # self-conditioning layers a model without them starts at zero: it computes the same
     if weights["head.weight"].shape != model.head.weight.shape:
         log.warning("%s has %d output units, this model %d: the output layer is re-initialized",
                     path, weights["head.weight"].shape[0], model.head.weight.shape[0])
-        weights = {k: v for k, v in weights.items() if not k.startswith("head.")}
+        weights = {k: v for k, v in weights.items() if not k.startswith(("head.", "condition."))}
+        fresh = ("head.", "condition.")
     missing, unexpected = model.load_state_dict(weights, strict=False)
-    if unexpected or [k for k in missing if not k.startswith("head.")]:
+    if missing:
+        log.info("%s has no %s: left as initialized", path, ", ".join(missing))
+    if unexpected or [k for k in missing if not k.startswith(fresh)]:
         raise ValueError(f"{path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
 
@@ -126,6 +131,9 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
           init_from: Path | None = None, progress: bool = True) -> dict:
     """Train into `exp_dir`; returns the last epoch's metrics. See the module docstring."""
     tc = cfg.train
+    if not 0.0 <= tc.inter_ctc_weight < 1.0 or (tc.inter_ctc_weight > 0) != bool(cfg.model.inter_layers):
+        raise ValueError(f"train.inter_ctc_weight must be in [0, 1), and above 0 exactly when model.inter_layers "
+                         f"names blocks: {tc.inter_ctc_weight} with inter_layers {cfg.model.inter_layers}")
     exp_dir.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temps(exp_dir):
         log.info("removed %s, left by an interrupted write", stale)
@@ -206,9 +214,14 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
             feats = freq_warp(feats, tc.freq_warp)
             if epoch >= tc.specaug_from_epoch:
                 feats = spec_augment(feats, feat_lens, cfg.specaug)
+            targets, target_lens = batch["targets"].to(device), batch["target_lens"].to(device)
             with autocast(device):
-                log_probs, lens = model(feats.to(device), feat_lens.to(device))
-            loss = ctc_loss(log_probs.float(), batch["targets"].to(device), lens, batch["target_lens"].to(device))
+                log_probs, lens, inter = model.forward_inter(feats.to(device), feat_lens.to(device))
+            output_loss = ctc_loss(log_probs.float(), targets, lens, target_lens)
+            loss = output_loss
+            if inter:  # intermediate CTC: the middle blocks learn to predict the units too (a regularizer)
+                inter_loss = sum(ctc_loss(lp.float(), targets, lens, target_lens) for lp in inter) / len(inter)
+                loss = (1 - tc.inter_ctc_weight) * output_loss + tc.inter_ctc_weight * inter_loss
             good = bool(torch.isfinite(loss))
             if good:
                 loss.backward()
@@ -218,7 +231,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
                 optimizer.step()
                 scheduler.step()
                 step += 1
-                loss_sum += loss.item()
+                loss_sum += output_loss.item()  # the output's CTC, as validation reports it
                 loss_batches += 1
             else:
                 skipped += 1

@@ -47,6 +47,50 @@ def test_config_errors():
         ConformerCTC(ModelConfig(size="tiny", d_model=66, num_heads=2), 5)
     with pytest.raises(ValueError, match="subsampling_channels must be >= 0"):
         ConformerCTC(ModelConfig(size="tiny", subsampling_channels=-8), 5)
+    for layers in ([2], [0], [1, 1]):  # tiny has 2 blocks: only block 1 is intermediate
+        with pytest.raises(ValueError, match=r"inter_layers must be distinct blocks 1\.\.1"):
+            ConformerCTC(ModelConfig(size="tiny", inter_layers=layers), 5)
+    with pytest.raises(ValueError, match="set them too"):
+        ConformerCTC(ModelConfig(size="tiny", self_condition=True), 5)
+
+
+def test_intermediate_ctc_outputs():
+    """The intermediate log-probs come from the shared norm and head, with no weights of their own, and do not
+    change the output; `forward` leaves them out."""
+    plain, inter = tiny(), tiny(inter_layers=[1])
+    assert plain.state_dict().keys() == inter.state_dict().keys()
+    feats, lens = torch.randn(2, 61, 80), torch.tensor([61, 45])
+    out, out_lens, mids = inter.eval().forward_inter(feats, lens)
+    torch.testing.assert_close(out, plain.eval()(feats, lens)[0])
+    assert len(mids) == 1 and mids[0].shape == out.shape and not torch.allclose(mids[0], out)
+    expected = inter.head(inter.final_norm(inter.blocks[0](inter.subsampling(feats),
+                                                           torch.arange(out.shape[1]) < out_lens[:, None])))
+    torch.testing.assert_close(mids[0], expected.log_softmax(-1))
+    assert inter.forward_inter(feats, lens, keep_inter=False)[2] == []
+
+
+def test_self_conditioning():
+    """Zero at first (a model trained without it computes the same), then the intermediate posteriors feed the
+    next block; padding still changes no real frame, and full MAML's second order reaches the new weights."""
+    plain, cond = tiny(dropout=0.0).eval(), tiny(dropout=0.0, inter_layers=[1], self_condition=True).eval()
+    assert set(cond.state_dict()) - set(plain.state_dict()) == {"condition.1.weight", "condition.1.bias"}
+    feats, lens = torch.randn(2, 61, 80), torch.tensor([61, 45])
+    torch.testing.assert_close(cond(feats, lens)[0], plain(feats, lens)[0])
+    with torch.no_grad():
+        cond.condition["1"].weight.normal_()
+    out, out_lens = cond(feats, lens)
+    assert not torch.allclose(out, plain(feats, lens)[0])
+    alone, _ = cond(feats[1:, :45], lens[1:])
+    torch.testing.assert_close(out[1, :out_lens[1]], alone[0], rtol=1e-4, atol=1e-4)
+    params = {k: v.detach() for k, v in cond.named_parameters()}
+    targets, target_lens = torch.tensor([[1, 2, 3], [4, 5, 0]]), torch.tensor([3, 2])
+
+    def loss(p):
+        log_probs, n = functional_call(cond, p, (feats, lens))
+        return ctc_loss(log_probs, targets, n, target_lens, twice_differentiable=True)
+
+    meta_grad = grad(lambda p: loss({k: p[k] - 0.1 * grad(loss)(p)[k] for k in p}))(params)
+    assert meta_grad["condition.1.weight"].abs().sum() > 0
 
 
 def test_subsampling_channels():

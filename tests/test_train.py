@@ -119,3 +119,25 @@ def test_init_from_other_vocabulary_reinitializes_only_the_head(corpus, tmp_path
         train(cfg0, corpus / "train", corpus / "train", tmp_path / "units_big.txt", tmp_path / "b",
               init_from=tmp_path / "a" / "epoch-1.pt", progress=False)
     assert "the output layer is re-initialized" in caplog.text
+
+
+def test_intermediate_ctc_training_from_a_model_without_conditioning(corpus, tmp_path, caplog):
+    """Self-conditioned intermediate CTC fine-tunes a model trained without it (its conditioning layers start at zero,
+    so it computes the same at first) and trains those layers; a weight without layers is an error."""
+    cfg = load_config(overrides=TINY + ["train.epochs=1", "train.max_frames=4000"])
+    train(cfg, corpus / "train", corpus / "train", corpus / "units.txt", tmp_path / "a", progress=False)
+    inter = TINY + ["train.epochs=1", "train.max_frames=4000", "model.inter_layers=[1]", "model.self_condition=true",
+                    "train.inter_ctc_weight=0.3"]
+    with caplog.at_level(logging.INFO):
+        train(load_config(overrides=inter), corpus / "train", corpus / "train", corpus / "units.txt", tmp_path / "b",
+              init_from=tmp_path / "a" / "epoch-1.pt", progress=False)
+    assert "has no condition.1.weight, condition.1.bias: left as initialized" in caplog.text
+    weights = load_checkpoint(tmp_path / "b" / "epoch-1.pt")["model"]
+    assert weights["condition.1.weight"].abs().sum() > 0
+    model, *_ = load_model(tmp_path / "b" / "average.pt")
+    assert model.inter_layers == (1,) and "1" in model.condition
+    for bad in (["train.inter_ctc_weight=0.3"], ["model.inter_layers=[1]"], ["model.inter_layers=[1]",
+                                                                             "train.inter_ctc_weight=1.0"]):
+        with pytest.raises(ValueError, match="train.inter_ctc_weight must be in"):
+            train(load_config(overrides=TINY + bad), corpus / "train", corpus / "train", corpus / "units.txt",
+                  tmp_path / "c", progress=False)

@@ -2,6 +2,8 @@
 
 feats (B, T, F) -> conv2d subsampling x4 -> LayerNorm -> N x [½ FFN, self-attention with rotary positions,
 convolution module, ½ FFN, LayerNorm] -> LayerNorm -> Linear -> log-probabilities (B, T', vocab).
+Optionally some blocks' outputs go through that same LayerNorm and Linear too, for intermediate CTC losses in
+training (`model.inter_layers`), and their posteriors are added back to the encoder (`model.self_condition`).
 
 Rules (see DESIGN.md): no BatchNorm (the convolution module uses LayerNorm), no in-place writes, attention written
 out (scores, mask, softmax) so it has a double backward on CPU, padding masked everywhere so padded frames never
@@ -11,7 +13,7 @@ change real frames' outputs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +39,11 @@ class ModelConfig:
     dropout: float = 0.1
     num_mel_bins: int = 80
     subsampling_channels: int = 0  # channels of the two subsampling convolutions; 0: d_model (ESPnet's choice)
+    # blocks whose outputs also go through the CTC head (intermediate CTC, Lee and Watanabe 2021), trained with
+    # train.inter_ctc_weight > 0; e.g. [3] for the middle of 6
+    inter_layers: list[int] = field(default_factory=list)
+    self_condition: bool = False  # those blocks' posteriors added back to the encoder through a linear layer, zero at
+                                  # first (self-conditioned CTC, Nozaki and Komatsu 2021): used in decoding too
 
     def resolved(self) -> dict:
         if self.size not in SIZES:
@@ -50,6 +57,12 @@ class ModelConfig:
         if self.subsampling_channels < 0:
             raise ValueError(f"model.subsampling_channels must be >= 0 (0: d_model), not {self.subsampling_channels}")
         preset["subsampling_channels"] = self.subsampling_channels or preset["d_model"]
+        bad = [n for n in self.inter_layers if not 1 <= n < preset["num_layers"]]
+        if bad or len(set(self.inter_layers)) != len(self.inter_layers):
+            raise ValueError(f"model.inter_layers must be distinct blocks 1..{preset['num_layers'] - 1} (the last "
+                             f"block's output is the model's output), not {list(self.inter_layers)}")
+        if self.self_condition and not self.inter_layers:
+            raise ValueError("model.self_condition conditions on the posteriors of model.inter_layers: set them too")
         return preset
 
 
@@ -194,17 +207,35 @@ class ConformerCTC(nn.Module):
         )
         self.final_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
+        self.inter_layers = tuple(cfg.inter_layers)
+        self.condition = nn.ModuleDict(
+            {str(n): nn.Linear(vocab_size, d_model) for n in self.inter_layers} if cfg.self_condition else {})
+        for layer in self.condition.values():  # at first the model computes what it would without them
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor, subsampled: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (B, T, F) normalized log-mels, feat_lens (B,) -> log-probs (B, T', V), lengths (B,).
         `subsampled`: `self.subsampling(feats)` computed already (adaptation reuses it across its inner steps)."""
+        log_probs, lengths, _ = self.forward_inter(feats, feat_lens, subsampled, keep_inter=False)
+        return log_probs, lengths
+
+    def forward_inter(self, feats: torch.Tensor, feat_lens: torch.Tensor, subsampled: torch.Tensor | None = None,
+                      keep_inter: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """As `forward`, with the log-probs of each of `model.inter_layers` (the shared norm and head on that block's
+        output) as a third result, for the intermediate CTC losses."""
         x = self.dropout(self.subsampling(feats) if subsampled is None else subsampled)
         lengths = output_lengths(feat_lens)
         mask = padding_mask(lengths, x.shape[1])
-        for block in self.blocks:
+        inter = []
+        for n, block in enumerate(self.blocks, 1):
             x = block(x, mask)
-        return self.head(self.final_norm(x)).log_softmax(dim=-1), lengths
+            if n in self.inter_layers and (keep_inter or str(n) in self.condition):
+                inter.append(self.head(self.final_norm(x)).log_softmax(dim=-1))
+                if str(n) in self.condition:
+                    x = x + self.condition[str(n)](inter[-1].exp())
+        return self.head(self.final_norm(x)).log_softmax(dim=-1), lengths, inter
 
 
 def num_params(model: nn.Module) -> int:
