@@ -63,8 +63,8 @@ def load_init(model: ConformerCTC, path: Path) -> None:
     if weights["head.weight"].shape != model.head.weight.shape:
         log.warning("%s has %d output units, this model %d: the output layer is re-initialized",
                     path, weights["head.weight"].shape[0], model.head.weight.shape[0])
-        weights = {k: v for k, v in weights.items() if not k.startswith(("head.", "condition."))}
-        fresh = ("head.", "condition.")
+        fresh = ("head.", "condition.")  # the conditioning layers read the output units too
+        weights = {k: v for k, v in weights.items() if not k.startswith(fresh)}
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing:
         log.info("%s has no %s: left as initialized", path, ", ".join(missing))
