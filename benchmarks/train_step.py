@@ -4,7 +4,8 @@ AdamW) of a model size with `model.subsampling_channels` C, against C = d_model 
 On CUDA the model runs under bf16 autocast, as `speechmeta train` does there; --compile adds, for each width, the
 same model compiled by `torch.compile` (one fixed batch shape: no recompilation is timed; its first step, the
 compilation, is reported apart); --cpu-bf16 adds, for each width on CPU, the same step under CPU bf16 autocast
-(fast where the CPU multiplies bf16 matrices natively, AMX or AVX512-BF16; `speechmeta train` runs fp32 on CPU).
+(fast where the CPU multiplies bf16 matrices natively, AMX or AVX512-BF16; `speechmeta train` runs it with
+`train.precision=bf16`, fp32 on CPU otherwise).
 
 Prints JSON. The widths are interleaved over `--repeats` rounds (the median is reported) so that load on a shared
 machine hits them alike. A batch of `--utts` x `--frames` random frames stands in for the recipes' length-bucketed

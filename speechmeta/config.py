@@ -49,6 +49,7 @@ class TrainConfig:
     valid_max_utts: int = 400  # validation WER on at most this many utterances
     max_steps: int = 0  # stop after this many steps in all (0: no limit)
     device: str = "auto"  # auto: CUDA (bf16 autocast) when present, else CPU
+    precision: str = "auto"  # the training step's: auto (bf16 autocast on CUDA, fp32 on CPU), bf16, or fp32
     threads: int = 0  # CPU threads for torch (0: torch's default)
 
 

@@ -40,13 +40,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; nothing on CPU. fp32 there is exact, but not always faster: on a CPU with native bf16
-    matrix units (AMX, AVX512-BF16) a `small` training step ran 1.12-1.51x faster under CPU bf16 autocast
-    (benchmarks/README.md, `train_step.py --cpu-bf16`). Its effect on the recipes' accuracy is unmeasured, so CPU
-    training stays fp32."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
-                                                                                                    enabled=False)
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """The forward's autocast: `auto` is bf16 on CUDA and fp32 on CPU, where fp32 is exact but not always faster: on
+    a CPU with native bf16 matrix units (AMX, AVX512-BF16) a `small` training step ran 1.12-1.51x faster under CPU
+    bf16 autocast (benchmarks/README.md, `train_step.py --cpu-bf16`); `bf16` asks for it on any device (weights,
+    gradients and the optimizer stay fp32), `fp32` turns it off on CUDA too."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def warmup_then_decay(warmup_steps: int):
@@ -134,6 +139,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     if not 0.0 <= tc.inter_ctc_weight < 1.0 or (tc.inter_ctc_weight > 0) != bool(cfg.model.inter_layers):
         raise ValueError(f"train.inter_ctc_weight must be in [0, 1), and above 0 exactly when model.inter_layers "
                          f"names blocks: {tc.inter_ctc_weight} with inter_layers {cfg.model.inter_layers}")
+    autocast(torch.device("cpu"), tc.precision)  # an unknown precision fails here, before any work
     exp_dir.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temps(exp_dir):
         log.info("removed %s, left by an interrupted write", stale)
@@ -215,7 +221,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
             if epoch >= tc.specaug_from_epoch:
                 feats = spec_augment(feats, feat_lens, cfg.specaug)
             targets, target_lens = batch["targets"].to(device), batch["target_lens"].to(device)
-            with autocast(device):
+            with autocast(device, tc.precision):
                 log_probs, lens, inter = model.forward_inter(feats.to(device), feat_lens.to(device))
             output_loss = ctc_loss(log_probs.float(), targets, lens, target_lens)
             loss = output_loss

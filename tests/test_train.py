@@ -4,6 +4,7 @@ checkpoints load only tensors; --init-from with another vocabulary re-initialize
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -141,3 +142,23 @@ def test_intermediate_ctc_training_from_a_model_without_conditioning(corpus, tmp
         with pytest.raises(ValueError, match="train.inter_ctc_weight must be in"):
             train(load_config(overrides=TINY + bad), corpus / "train", corpus / "train", corpus / "units.txt",
                   tmp_path / "c", progress=False)
+
+
+def test_bf16_precision_on_cpu(corpus, tmp_path):
+    """`train.precision=bf16` runs the step under CPU bf16 autocast: weights and checkpoints stay fp32, the run
+    differs from fp32's (so autocast was on) but trains alike; an unknown precision is an error before any work."""
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        cfg = load_config(overrides=TINY + ["train.epochs=2", "train.max_frames=4000", f"train.precision={precision}"])
+        runs[precision] = train(cfg, corpus / "train", corpus / "train", corpus / "units.txt", tmp_path / precision,
+                                progress=False)
+    fp32 = load_checkpoint(tmp_path / "fp32" / "epoch-2.pt")["model"]
+    bf16 = load_checkpoint(tmp_path / "bf16" / "epoch-2.pt")["model"]
+    assert all(w.dtype == torch.float32 for w in bf16.values())
+    assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32)
+    assert math.isfinite(runs["bf16"]["train_loss"])
+    assert abs(runs["bf16"]["train_loss"] - runs["fp32"]["train_loss"]) < 0.1 * runs["fp32"]["train_loss"]
+    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32, not 'fp16'"):
+        train(load_config(overrides=TINY + ["train.precision=fp16"]), corpus / "train", corpus / "train",
+              corpus / "units.txt", tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
