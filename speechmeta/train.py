@@ -47,9 +47,7 @@ def autocast(device: torch.device, precision: str = "auto"):
     """The forward's autocast: `auto` is bf16 on CUDA and fp32 on CPU, where fp32 is exact but not always faster: on
     a CPU with native bf16 matrix units (AMX, AVX512-BF16) a `small` training step ran 1.12-1.51x faster under CPU
     bf16 autocast (benchmarks/README.md, `train_step.py --cpu-bf16`); `bf16` asks for it on any device (weights,
-    gradients and the optimizer stay fp32), `fp32` turns it off on CUDA too."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
+    gradients and the optimizer stay fp32), `fp32` turns it off on CUDA too (`train` checks the name)."""
     bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
@@ -139,7 +137,8 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     if not 0.0 <= tc.inter_ctc_weight < 1.0 or (tc.inter_ctc_weight > 0) != bool(cfg.model.inter_layers):
         raise ValueError(f"train.inter_ctc_weight must be in [0, 1), and above 0 exactly when model.inter_layers "
                          f"names blocks: {tc.inter_ctc_weight} with inter_layers {cfg.model.inter_layers}")
-    autocast(torch.device("cpu"), tc.precision)  # an unknown precision fails here, before any work
+    if tc.precision not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}, not '{tc.precision}'")
     exp_dir.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temps(exp_dir):
         log.info("removed %s, left by an interrupted write", stale)
