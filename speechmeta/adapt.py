@@ -26,7 +26,7 @@ from torch.func import functional_call
 
 from speechmeta.config import Config
 from speechmeta.data.dataset import MAX_FRAMES, UttData
-from speechmeta.data.tokenizer import CharTokenizer
+from speechmeta.data.phone_tokenizer import Tokenizer
 from speechmeta.meta.batched import batched_adapt
 from speechmeta.meta.inner import Params, adapt_test_time, ctc_task_loss, prepared
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
@@ -47,7 +47,7 @@ class Adapter:
     """A model ready to adapt to speakers: what adapts (`fast`, from where), at which rates, for how many steps."""
 
     model: ConformerCTC
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer
     cfg: Config
     state: dict
     method: str  # the name reports use: none, finetune, lhuc, adapter, or the meta-learning algorithm

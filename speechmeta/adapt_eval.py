@@ -89,7 +89,7 @@ def evaluate(ad: Adapter, data_dir: Path, fewshot: Path, shots: list[int], seeds
     """Adapt and score every (K, seed); returns one summary per (K, seed). A kept (K, seed) decoded otherwise than
     `beam` asks is done again."""
     data = open_data(ad, data_dir)
-    search = beam.search(ad.tokenizer.units) if beam else None
+    search = beam.search(ad.tokenizer) if beam else None
     summaries = []
     for seed in seeds:
         test = read_lists(fewshot / f"test.seed{seed}")
@@ -157,7 +157,7 @@ def tune(model_path: Path, method: str, data_dir: Path, fewshot: Path, shots: li
     for lr in lrs:
         ad = load_adapter(model_path, method, steps=max(milestones), lr=lr, device=device)
         data = data or open_data(ad, data_dir)
-        search = search or (beam.search(ad.tokenizer.units) if beam else None)
+        search = search or (beam.search(ad.tokenizer) if beam else None)
         errors = {m: 0 for m in milestones}
         char_errors = {m: 0 for m in milestones}
         words = chars = 0

@@ -94,19 +94,25 @@ def cmd_compute_feats(args: argparse.Namespace) -> int:
 def cmd_make_units(args: argparse.Namespace) -> int:
     from speechmeta.config import load_config
     from speechmeta.data.datadir import read_table
+    from speechmeta.data.phone_tokenizer import PhoneTokenizer, read_pron_lexicon
     from speechmeta.data.tokenizer import CharTokenizer
 
     cfg = load_config(path=args.config, overrides=args.overrides)
     texts = [e.value for e in read_table(args.dir / "text").entries]
-    tokenizer = CharTokenizer.build(texts, cfg.text_norm)
+    if args.lexicon:
+        tokenizer = PhoneTokenizer.build(read_pron_lexicon(args.lexicon, cfg.text_norm), cfg.text_norm, texts)
+        kind, outside = f"phones of {args.lexicon}'s {len(tokenizer.lexicon)} words", "word(s) outside the lexicon"
+    else:
+        tokenizer = CharTokenizer.build(texts, cfg.text_norm)
+        kind, outside = "characters", "character(s) outside the units"
     out = args.out or args.dir / "units.txt"
     tokenizer.save(out)
-    print(f"{out}: {len(tokenizer)} units from {len(texts)} transcripts of {args.dir} ({cfg.text_norm})")
-    for other in args.check:
+    print(f"{out}: {len(tokenizer)} units ({kind}) for {len(texts)} transcripts of {args.dir} ({cfg.text_norm})")
+    for other in [args.dir] + args.check if args.lexicon else args.check:
         oov = tokenizer.count_oov(e.value for e in read_table(other / "text").entries)
         total = sum(oov.values())
-        listing = ", ".join(f"'{c}' x{n}" for c, n in oov.most_common())
-        print(f"{other}: {total} character(s) outside the units{': ' + listing if total else ''}")
+        listing = ", ".join(f"'{c}' x{n}" for c, n in oov.most_common(20))
+        print(f"{other}: {total} {outside}{': ' + listing if total else ''}")
     return 0
 
 
@@ -225,14 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_args(p)
 
-    p = add("make-units", cmd_make_units, "build the character units (units.txt) from training text",
+    p = add("make-units", cmd_make_units, "build the CTC units (units.txt): characters, or phones of a lexicon",
             "Build the CTC character units from DIR/text after text normalization (text_norm.* in the config): "
-            "units.txt with <blk>=0, <unk>, <space>, then the characters; text_norm.json beside it. "
-            "--check DIR2 counts the characters of other data dirs that fall outside the units.")
+            "units.txt with <blk>=0, <unk>, <space>, then the characters; text_norm.json beside it. With --lexicon "
+            "(Kaldi lexicon.txt, WORD PHONE ...) the units are its phones, stress marks dropped, and the lexicon "
+            "is written beside units.txt: training targets are each word's first pronunciation. "
+            "--check DIR2 counts the characters (words, with --lexicon) of other data dirs outside the units.")
     p.add_argument("dir", type=Path, help="training data dir")
     p.add_argument("--out", type=Path, help="output units file (default DIR/units.txt)")
     p.add_argument("--check", type=Path, action="append", default=[], metavar="DIR",
                    help="report characters of DIR/text outside the units (repeatable)")
+    p.add_argument("--lexicon", type=Path, help="pronunciation lexicon: phone units instead of characters")
     _add_config_args(p)
     p = add("train", cmd_train, "initialization learning: train the conformer CTC model",
             "Ordinary multi-speaker CTC training (initialization learning). Writes EXP/epoch-N.pt each epoch (and "

@@ -16,6 +16,7 @@ import torch
 
 from speechmeta.adapt import apply_profile
 from speechmeta.data.dataset import MAX_FRAMES, UttData, length_batches
+from speechmeta.data.phone_tokenizer import Tokenizer
 from speechmeta.fileio import atomic_write_lines
 from speechmeta.lm import NgramLM
 from speechmeta.model.beam_search import BeamSearch
@@ -44,10 +45,13 @@ class BeamOptions:
     word_bonus: float = 0.0
     beam_size: int = 10
 
-    def search(self, units: list[str]) -> BeamSearch:
-        return BeamSearch(units, beam_size=self.beam_size, lm_weight=self.lm_weight, word_bonus=self.word_bonus,
-                          lm=NgramLM.load(self.lm) if self.lm else None,
-                          lexicon=read_lexicon(self.lexicon) if self.lexicon else None)
+    def search(self, tokenizer: Tokenizer) -> BeamSearch:
+        """The search for a model's units: the lexicon's words spelled in them (a phone model always searches its
+        own lexicon; --lexicon then narrows its words)."""
+        words = read_lexicon(self.lexicon) if self.lexicon else None
+        return BeamSearch(tokenizer.units, beam_size=self.beam_size, lm_weight=self.lm_weight,
+                          word_bonus=self.word_bonus, lm=NgramLM.load(self.lm) if self.lm else None,
+                          spellings=tokenizer.spellings(words))
 
     def describe(self) -> dict:
         """What a result decoded with these settings depends on (kept results are reused only if it matches)."""
@@ -79,7 +83,7 @@ def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greed
     data.check_length(data.utts, max_frames)
     search = None
     if method == "beam":
-        search = BeamOptions(lm_path, lexicon_path, lm_weight, word_bonus, beam_size).search(tokenizer.units)
+        search = BeamOptions(lm_path, lexicon_path, lm_weight, word_bonus, beam_size).search(tokenizer)
     hyps: dict[str, str] = {}
     began = time.perf_counter()
     with torch.no_grad():

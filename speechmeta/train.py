@@ -24,7 +24,7 @@ from speechmeta.checkpoint import average_models, checkpoints, latest, load_chec
 from speechmeta.config import Config, save_config, to_dict
 from speechmeta.data.augment import freq_warp, spec_augment, speed_perturb
 from speechmeta.data.dataset import UttData, length_batches
-from speechmeta.data.tokenizer import CharTokenizer
+from speechmeta.data.phone_tokenizer import PhoneTokenizer, Tokenizer, load_tokenizer, tokenizer_from_dict
 from speechmeta.fileio import append_csv_row, atomic_write_lines, atomic_write_text, keep_csv_rows, remove_stale_temps
 from speechmeta.model.conformer import ConformerCTC
 from speechmeta.model.ctc import ctc_loss, greedy_decode
@@ -149,13 +149,15 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     random.seed(tc.seed)
     np.random.seed(tc.seed)
 
-    tokenizer = CharTokenizer.load(units)
+    tokenizer = load_tokenizer(units)
     train_data = UttData(train_dir, tokenizer, cfg.cmvn, fbank=cfg.fbank)
     valid_data = UttData(valid_dir, tokenizer, cfg.cmvn, global_stats=train_data.global_stats, fbank=cfg.fbank)
     if tokenizer.oov:
         oov_utts = [u for u in train_data.utts if tokenizer.count_oov([train_data.data.text[u]])]
-        log.warning("training text has characters outside %s, mapped to <unk>: %s (%d utterance(s) of %s, e.g. "
-                    "'%s'); if they belong, rebuild the units with 'speechmeta make-units'", units, dict(tokenizer.oov),
+        what = "words outside the lexicon of" if isinstance(tokenizer, PhoneTokenizer) else "characters outside"
+        log.warning("training text has %s %s, mapped to <unk>: %s (%d utterance(s) of %s, e.g. "
+                    "'%s'); if they belong, rebuild the units with 'speechmeta make-units'", what, units,
+                    dict(tokenizer.oov.most_common(20)),
                     len(oov_utts), train_dir / "text", oov_utts[0] if oov_utts else "?")
     if train_data.missing:
         log.warning("%d training utterances have no features (see bad_utts.txt) and are left out",
@@ -186,8 +188,9 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     save_config(cfg, exp_dir / "config.yaml")
     if units.resolve() != (exp_dir / "units.txt").resolve():
         atomic_write_text(exp_dir / "units.txt", units.read_text(encoding="utf-8"))
-        if units.with_name("text_norm.json").exists():
-            atomic_write_text(exp_dir / "text_norm.json", units.with_name("text_norm.json").read_text(encoding="utf-8"))
+        for beside in ("text_norm.json", "lexicon.txt"):
+            if units.with_name(beside).exists():
+                atomic_write_text(exp_dir / beside, units.with_name(beside).read_text(encoding="utf-8"))
     log.info("model: %s, %d parameters, device %s; %d training, %d validation utterances", cfg.model.size,
              sum(p.numel() for p in model.parameters()), device, len(train_data.utts), len(valid_utts))
 
@@ -280,7 +283,7 @@ def write_average(exp_dir: Path, last_n: int) -> Path:
     return exp_dir / "average.pt"
 
 
-def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[ConformerCTC, CharTokenizer, Config, dict]:
+def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[ConformerCTC, Tokenizer, Config, dict]:
     """A trained model ready for decoding: (model in eval mode, tokenizer, config, checkpoint state). A meta-trained
     model comes with the speaker parameters (LHUC, adapters) its rule adapts."""
     from speechmeta.config import from_dict
@@ -288,7 +291,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[ConformerC
 
     state = load_checkpoint(path)
     cfg = from_dict(Config, state["config"])
-    tokenizer = CharTokenizer.from_dict(state["tokenizer"])
+    tokenizer = tokenizer_from_dict(state["tokenizer"])
     model = ConformerCTC(cfg.model, len(tokenizer))
     if "meta" in state:
         attach_speaker_params(model, state["meta"]["param_set"], state["meta"]["adapter_dim"])

@@ -38,7 +38,7 @@ def transcribe(model_path: str | os.PathLike, files: list[str | os.PathLike], pr
         stats = np.array(info["cmvn_stats"]) if "cmvn_stats" in info else None
     search = None
     if lm_path or lexicon_path:
-        search = BeamOptions(lm_path, lexicon_path, lm_weight, word_bonus, beam_size).search(tokenizer.units)
+        search = BeamOptions(lm_path, lexicon_path, lm_weight, word_bonus, beam_size).search(tokenizer)
     raw = {path: fbank(load_audio(path, cfg.fbank.sample_rate, utt=Path(path).stem), cfg.fbank) for path in files}
     if cfg.cmvn == "speaker" and stats is None:
         for feats in raw.values():

@@ -15,16 +15,22 @@ from speechmeta.cli import main  # noqa: E402
 from speechmeta.config import load_config  # noqa: E402
 from speechmeta.data.compute_feats import compute_feats  # noqa: E402
 from speechmeta.data.datadir import DataDir  # noqa: E402
-from speechmeta.data.tokenizer import CharTokenizer  # noqa: E402
 from speechmeta.train import train  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("e2e")
+@pytest.fixture(scope="module", params=["char", "phone"])
+def trained(tmp_path_factory, request):
+    """A tiny model overfitted to 4 utterances, with character units or phone units of a lexicon (each word's
+    letters as its phones, with stress marks: `CAT c1 a0 t0`), made by `speechmeta make-units`."""
+    out = tmp_path_factory.mktemp(f"e2e_{request.param}")
     synth.prepare(out, num_speakers=2, num_test=0, utts_per_spk=2, dev_utts=0, seed=0, nj=2, progress=False)
     compute_feats(out / "train", progress=False)
-    CharTokenizer.build(DataDir.load(out / "train").text.values()).save(out / "units.txt")
+    lexicon = []
+    if request.param == "phone":
+        words = sorted({w for t in DataDir.load(out / "train").text.values() for w in t.split()})
+        (out / "pron.txt").write_text("".join(f"{w} {' '.join(c.lower() + '1' for c in w)}\n" for w in words))
+        lexicon = ["--lexicon", str(out / "pron.txt")]
+    assert main(["make-units", str(out / "train"), "--out", str(out / "units.txt"), *lexicon]) == 0
     cfg = load_config(overrides=["model.size=tiny", "model.dropout=0.0", "train.epochs=70", "train.lr=3e-3",
                                  "train.warmup_steps=10", "train.specaug_from_epoch=1000",
                                  "train.max_frames=100000", "train.average_last=1"])

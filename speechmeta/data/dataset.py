@@ -25,7 +25,7 @@ from speechmeta.data.cmvn import apply_cmvn, load_cmvn
 from speechmeta.data.datadir import DataDir
 from speechmeta.data.fbank import FbankConfig
 from speechmeta.data.feats_store import FeatsReader, fbank_config
-from speechmeta.data.tokenizer import CharTokenizer
+from speechmeta.data.phone_tokenizer import Tokenizer
 from speechmeta.model.conformer import output_lengths
 
 MAX_FRAMES = 20000  # frames of one decoding or adaptation batch (200 s of 10 ms frames): the longest utterance
@@ -34,7 +34,7 @@ MAX_FRAMES = 20000  # frames of one decoding or adaptation batch (200 s of 10 ms
 class UttData:
     """The utterances of a data dir that have features, with their transcripts as unit ids."""
 
-    def __init__(self, data_dir: str | os.PathLike, tokenizer: CharTokenizer, cmvn: str = "utterance",
+    def __init__(self, data_dir: str | os.PathLike, tokenizer: Tokenizer, cmvn: str = "utterance",
                  global_stats: np.ndarray | None = None, fbank: FbankConfig | None = None):
         self.path = Path(data_dir)
         if fbank is not None:

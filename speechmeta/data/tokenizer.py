@@ -93,6 +93,10 @@ class CharTokenizer:
         text = "".join(" " if i == 2 else self.units[i] for i in ids if i != 0)
         return " ".join(text.split())
 
+    def spellings(self, words: Iterable[str] | None = None) -> dict[str, list[tuple[str, ...]]] | None:
+        """Unit spellings of `words` for the beam search (each word its characters); None (any word) if None."""
+        return None if words is None else {w: [tuple(w)] for w in words}
+
     def count_oov(self, texts: Iterable[str]) -> Counter[str]:
         """Characters of `texts` (normalized) that are not units, with their counts."""
         return Counter(c for text in texts for c in self.norm(text) if c != " " and c not in self.ids)

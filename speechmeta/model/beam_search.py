@@ -1,7 +1,8 @@
-"""CTC prefix beam search (Hannun et al. 2014) over character units, with an optional word lexicon and word n-gram
-LM applied at word boundaries: score = log P_ctc(prefix) + lm_weight * log P_lm(words) + word_bonus * words.
+"""CTC prefix beam search (Hannun et al. 2014) over character or phone units, with an optional word lexicon and word
+n-gram LM applied at word boundaries: score = log P_ctc(prefix) + lm_weight * log P_lm(words) + word_bonus * words.
 
-With a lexicon, a partial word must be the prefix of a lexicon word and a finished word must be one.
+With a lexicon, a partial word must be the prefix of a word's spelling in units (its letters, or one of its
+pronunciations) and a finished word must be one; of words spelled alike (homophones) the LM's choice is kept.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Beam:
     label: float = NEG_INF  # log P(prefix, path ends in its last label)
     lm: float = 0.0  # lm_weight * log P_lm(finished words) + word_bonus * finished words
     words: tuple[str, ...] = ()
-    partial: str = ""  # letters of the word being spelled
+    partial: tuple[str, ...] = ()  # units of the word being spelled
 
     @property
     def acoustic(self) -> float:
@@ -53,26 +54,38 @@ class BeamSearch:
     lm: NgramLM | None = None
     lm_weight: float = 0.5
     word_bonus: float = 0.0
-    lexicon: Iterable[str] | None = None
+    lexicon: Iterable[str] | None = None  # allowed words, spelled by their characters
+    spellings: dict[str, list[tuple[str, ...]]] | None = None  # or: allowed words -> their spellings in units
     prune_logp: float = math.log(1e-4)  # ignore units less likely than this in a frame
-    _prefixes: set[str] | None = field(default=None, init=False)
-    _words: set[str] | None = field(default=None, init=False)
+    _prefixes: set[tuple[str, ...]] | None = field(default=None, init=False)
+    _words: dict[tuple[str, ...], list[str]] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.space = self.units.index("<space>")
-        if self.lexicon is not None:
-            self._words = set(self.lexicon)
-            self._prefixes = {w[:i] for w in self._words for i in range(len(w) + 1)}
+        spellings = self.spellings
+        if spellings is None and self.lexicon is not None:
+            spellings = {w: [tuple(w)] for w in self.lexicon}
+        if spellings is not None:
+            self._words = {}
+            for word, spelled in spellings.items():
+                for s in spelled:
+                    self._words.setdefault(tuple(s), []).append(word)
+            self._prefixes = {s[:i] for s in self._words for i in range(len(s) + 1)}
 
-    def _word_score(self, beam: Beam, word: str) -> float | None:
-        """LM + bonus for finishing `word` after beam's words; None if the lexicon forbids it."""
-        if self._words is not None and word not in self._words:
+    def _finish_word(self, beam: Beam) -> tuple[str, float] | None:
+        """The word `beam.partial` spells (the LM's choice among homophones) and its LM + bonus score after beam's
+        words; None if the lexicon forbids it."""
+        if self._words is None:
+            candidates = ["".join(beam.partial)]
+        elif beam.partial in self._words:
+            candidates = self._words[beam.partial]
+        else:
             return None
-        score = self.word_bonus
-        if self.lm is not None:
-            history = (BOS,) * (self.lm.order - 1) + beam.words
-            score += self.lm_weight * self.lm.logprob(word, history)
-        return score
+        if self.lm is None:
+            return candidates[0], self.word_bonus
+        history = (BOS,) * (self.lm.order - 1) + beam.words
+        return max(((w, self.word_bonus + self.lm_weight * self.lm.logprob(w, history)) for w in candidates),
+                   key=lambda ws: ws[1])
 
     def _total(self, beam: Beam) -> float:
         return beam.acoustic + beam.lm
@@ -101,14 +114,14 @@ class BeamSearch:
                     if c == self.space:
                         if not beam.partial:  # no empty words: no space at the start or after a space
                             continue
-                        extra = self._word_score(beam, beam.partial)
-                        if extra is None:
+                        finished = self._finish_word(beam)
+                        if finished is None:
                             continue
                         extended = prefix + (c,)
                         if extended not in new:
-                            new[extended] = Beam(lm=beam.lm + extra, words=beam.words + (beam.partial,))
+                            new[extended] = Beam(lm=beam.lm + finished[1], words=beam.words + (finished[0],))
                     else:
-                        partial = beam.partial + self.units[c]
+                        partial = beam.partial + (self.units[c],)
                         if self._prefixes is not None and partial not in self._prefixes:
                             continue
                         extended = prefix + (c,)
@@ -118,17 +131,15 @@ class BeamSearch:
                     target.label = _logadd(target.label, through)
             beams = dict(sorted(new.items(), key=lambda kv: -self._total(kv[1]))[: self.beam_size])
 
-        def final(beam: Beam) -> float:
-            score = self._total(beam)
+        def final(beam: Beam) -> tuple[float, tuple[str, ...]]:
+            score, words = self._total(beam), beam.words
             if beam.partial:
-                extra = self._word_score(beam, beam.partial)
-                if extra is None:
-                    return NEG_INF
-                score += extra
+                finished = self._finish_word(beam)
+                if finished is None:
+                    return NEG_INF, words
+                score, words = score + finished[1], words + (finished[0],)
             if self.lm is not None:
-                words = beam.words + ((beam.partial,) if beam.partial else ())
                 score += self.lm_weight * self.lm.logprob(EOS, (BOS,) * (self.lm.order - 1) + words)
-            return score
+            return score, words
 
-        best = max(beams.values(), key=final)
-        return " ".join(best.words + ((best.partial,) if best.partial else ()))
+        return " ".join(max((final(b) for b in beams.values()), key=lambda sw: sw[0])[1])
