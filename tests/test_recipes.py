@@ -254,6 +254,44 @@ def test_stage3_pretrains_on_synthetic_voices_reading_the_training_text_then_fin
     assert (data / "synth" / "train" / "feats.scp").stat().st_mtime_ns == made
 
 
+def test_phone_units_from_a_lexicon_through_training_and_beam_search(tmp_path):
+    """--units phone: stage 1 builds phone units from --lexicon (written beside units.txt with the LM in
+    data/lang_phone/), stage 3 trains on them, and decode_score.sh searches words through the lexicon at --beam-size's
+    width. Bad choices of either option stop the run before any stage."""
+    train = make_user_dir(tmp_path / "user", 5, 9, "tr")
+    test = make_user_dir(tmp_path / "user", 2, 9, "te")
+    pron = tmp_path / "pron.txt"  # made-up pronunciations: TWO and TOO (not in the text) are homophones
+    pron.write_text("ONE W AH1 N\nTWO T UW1\nTOO T UW1\nTHREE TH R IY1\nFOUR F AO1 R\nFIVE F AY1 V\n"
+                    "SIX S IH1 K S\n")
+    opts = ["--train-dir", str(train), "--test-dir", str(test), "--valid-speakers", "2", "--units", "phone",
+            "--lexicon", str(pron), "--beam-size", "4"]
+    for bad, message in [(["--units", "bpe"], "--units must be char or phone"),
+                         (["--lexicon", ""], "--units phone needs --lexicon"),
+                         (["--beam-size", "0"], "--beam-size must be a positive number")]:
+        r = run_recipe("custom", tmp_path, *opts, *bad, "--stop-stage", "0")
+        assert r.returncode == 1 and message in r.stderr, r.stderr
+        assert not (tmp_path / "data").exists()
+    r = run_recipe("custom", tmp_path, *opts, "--stop-stage", "3")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    lang = tmp_path / "data" / "lang_phone"
+    assert "units (phones of" in r.stdout and "0 word(s) outside the lexicon" in r.stdout
+    assert (lang / "units.txt").read_text().split()[::2] == ["<blk>", "<unk>", "<space>", "AH", "AO", "AY", "F",
+                                                            "IH", "IY", "K", "N", "R", "S", "T", "TH", "UW", "V", "W"]
+    assert (lang / "lm3.json").is_file() and (lang / "lexicon.txt").is_file()
+    model = tmp_path / "exp" / "base" / "average.pt"
+    dec = subprocess.run(["bash", str(REPO / "recipes" / "TEMPLATE" / "decode_score.sh"), str(model),
+                          str(tmp_path / "data" / "test"), str(tmp_path / "dec"), str(lang / "lm3.json"),
+                          str(tmp_path / "data" / "valid"), str(pron)], capture_output=True, text=True,
+                         env={**venv_env(), "BEAM": "4", "LM_WEIGHTS": "0.3", "WORD_BONUSES": "1.0"}, timeout=600)
+    assert dec.returncode == 0, dec.stdout[-3000:] + dec.stderr[-3000:]
+    assert "beam search (beam 4)" in dec.stdout
+    tuning = (tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt").read_text().splitlines()[0]
+    assert tuning.endswith(" beam=4")
+    hyps = [line.split()[1:] for line in (tmp_path / "dec" / "beam" / "hyp.txt").read_text().splitlines()]
+    assert len(hyps) == 18 and {w for words in hyps for w in words} <= {"ONE", "TWO", "TOO", "THREE", "FOUR", "FIVE",
+                                                                         "SIX"}  # lexicon words only
+
+
 def test_meta_speakers_are_held_out_of_base_training_and_meta_train_it(tmp_path):
     """--meta-speakers N: stage 3 trains the base model without N of the training speakers, and stage 4 draws every
     meta-training task from those N; stage 4 refuses a count that does not match the split stage 3 made."""

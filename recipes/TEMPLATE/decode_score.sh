@@ -7,12 +7,13 @@
 # Writes OUT_DIR/{greedy,beam}/{hyp.txt,ref.txt,score/wer.md,score/wer.json}. The tuning is done once per model and
 # development dir (MODEL_DIR/tune_<dev>/, with beam_tuning.txt) and reused when other test dirs are decoded with the
 # same LM, lexicon and grid (its first line records them; a different setup is tuned again).
-# The grid: LM_WEIGHTS and WORD_BONUSES (environment; default "0.1 0.2 0.3 0.5" and "0.0 1.0 2.0 3.0").
+# The grid: LM_WEIGHTS and WORD_BONUSES (environment; default "0.1 0.2 0.3 0.5" and "0.0 1.0 2.0 3.0"); the beam
+# size: BEAM (environment; default 10).
 set -euo pipefail
 model=$1; test_dir=$2; out=$3; lm=$4; dev_dir=$5; lexicon=${6:-}
 lexicon_opt=()
 [ -n "$lexicon" ] && lexicon_opt=(--lexicon "$lexicon")
-lm_weights=${LM_WEIGHTS:-0.1 0.2 0.3 0.5}; word_bonuses=${WORD_BONUSES:-0.0 1.0 2.0 3.0}
+lm_weights=${LM_WEIGHTS:-0.1 0.2 0.3 0.5}; word_bonuses=${WORD_BONUSES:-0.0 1.0 2.0 3.0}; beam=${BEAM:-10}
 mkdir -p "$out"
 
 rates_of() { python -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['wer'], d['cer'])" "$1"; }
@@ -21,6 +22,7 @@ better() { python -c "import sys; a=list(map(float, sys.argv[1:])); sys.exit(0 i
 tuning_dir="$(dirname "$model")/tune_$(basename "$dev_dir")"
 tuning="$tuning_dir/beam_tuning.txt"
 setup="setup: lm=$lm lexicon=${lexicon:-none} lm_weights=$lm_weights word_bonuses=$word_bonuses"
+[ "$beam" = 10 ] || setup="$setup beam=$beam"  # (tunings made before BEAM existed stay valid at the default)
 if [ -f "$tuning" ] && [ "$(head -n 1 "$tuning")" != "$setup" ]; then
   echo "$tuning was tuned for another setup; tuning again"
   rm -rf "$tuning_dir"
@@ -38,7 +40,7 @@ else
   for w in $lm_weights; do
     for b in $word_bonuses; do
       tune="$tuning_dir/w${w}_b${b}"
-      speechmeta decode --model "$model" --data "$dev_dir" --out "$tune" --method beam --lm "$lm" \
+      speechmeta decode --model "$model" --data "$dev_dir" --out "$tune" --method beam --beam "$beam" --lm "$lm" \
         --lm-weight "$w" --word-bonus "$b" "${lexicon_opt[@]}" > /dev/null
       speechmeta score --ref "$tune/ref.txt" --hyp "$tune/hyp.txt" --out "$tune/score" > /dev/null
       read -r wer cer <<< "$(rates_of "$tune/score/wer.json")"
@@ -50,10 +52,10 @@ else
   done
   echo "best on $dev_dir: lm_weight=$weight word_bonus=$bonus ($why)" | tee -a "$tuning"
 fi
-echo "beam search with lm_weight=$weight word_bonus=$bonus (tuned on $dev_dir, see $tuning)"
+echo "beam search (beam $beam) with lm_weight=$weight word_bonus=$bonus (tuned on $dev_dir, see $tuning)"
 
 speechmeta decode --model "$model" --data "$test_dir" --out "$out/greedy" --threads 1
-speechmeta decode --model "$model" --data "$test_dir" --out "$out/beam" --method beam --lm "$lm" \
+speechmeta decode --model "$model" --data "$test_dir" --out "$out/beam" --method beam --beam "$beam" --lm "$lm" \
   --lm-weight "$weight" --word-bonus "$bonus" "${lexicon_opt[@]}" --threads 1
 for method in greedy beam; do
   echo -n "$method: "

@@ -36,8 +36,11 @@ tune_metric=${tune_metric:-wer}                  # what tuning minimizes on dev:
 finetune_lrs=${finetune_lrs:-"0.01 0.03"}        # rates tried on dev speakers per baseline
 lhuc_lrs=${lhuc_lrs:-"10 30"}
 adapter_lrs=${adapter_lrs:-"0.3 1"}
-lexicon=${lexicon:-}                            # word list for the beam search of the base model (optional;
-                                                # stage 1 writes the training text's words to data/lang_char/words.txt)
+units=${units:-char}                            # CTC units: char (letters) or phone (the phones of --lexicon, a
+                                                # pronunciation lexicon `WORD PH1 PH2 ...` holding every training word)
+lexicon=${lexicon:-}                            # word list for the beam search (first column; optional for char:
+                                                # stage 1 writes the training text's words to data/lang_<units>/words.txt)
+beam_size=${beam_size:-10}                      # prefix beam search: beams kept per frame
 lm_weights=${lm_weights:-"0.1 0.2 0.3 0.5"}      # beam search of the base model: LM weights tried on valid
 word_bonuses=${word_bonuses:-"0.0 1.0 2.0 3.0"} # and word bonuses
 adapt_decoding=${adapt_decoding:-beam}          # stage 5's adaptation runs: beam (LM, lexicon and the weights tuned
@@ -51,9 +54,13 @@ COMMAND_LINE=$(printf '%q ' "$0" "$@")  # before parse_options.sh consumes the o
 . "$TEMPLATE/parse_options.sh"
 [ "$(type -t configure)" = function ] && configure  # the recipe's last word on its options
 case $adapt_decoding in beam|greedy) ;; *) echo "$0: --adapt-decoding must be beam or greedy" >&2; exit 1 ;; esac
+case $units in char) ;; phone) [ -n "$lexicon" ] || { echo "$0: --units phone needs --lexicon" >&2; exit 1; } ;;
+  *) echo "$0: --units must be char or phone" >&2; exit 1 ;; esac
+case $beam_size in ''|*[!0-9]*|0) echo "$0: --beam-size must be a positive number" >&2; exit 1 ;; esac
 case $meta_beam in own|base) ;; *) echo "$0: --meta-beam must be own or base" >&2; exit 1 ;; esac
 case $meta_speakers in ''|*[!0-9]*) echo "$0: --meta-speakers must be a number of speakers" >&2; exit 1 ;; esac
 BASE_TRAIN=$data/train; META_TRAIN=$data/train  # what base and meta-training learn from (upper case: not options)
+LANG_DIR=$data/lang_$units  # units.txt (with lexicon.txt for phones), the LM, the training words
 if [ "$meta_speakers" -gt 0 ]; then BASE_TRAIN=$data/train_base; META_TRAIN=$data/train_meta; fi
 
 mkdir -p "$data" "$exp"
@@ -104,9 +111,10 @@ if step 1 $data/.feats.done; then
   for d in train valid dev $test_sets; do  # the filterbank of the base config (fbank.*), which the model records
     speechmeta compute-feats "$data/$d" --nj "$nj" --no-progress --config "$train_conf"
   done
-  speechmeta make-units $data/train --out $data/lang_char/units.txt --check $data/${test_sets%% *}
-  speechmeta train-lm --text $data/train/text --order 3 --out $data/lang_char/lm3.json
-  cut -d' ' -f2- $data/train/text | tr ' ' '\n' | grep -v '^$' | sort -u > $data/lang_char/words.txt  # a lexicon
+  pron=(); [ "$units" = phone ] && pron=(--lexicon "$lexicon")
+  speechmeta make-units $data/train --out $LANG_DIR/units.txt --check $data/${test_sets%% *} "${pron[@]}"
+  speechmeta train-lm --text $data/train/text --order 3 --out $LANG_DIR/lm3.json
+  cut -d' ' -f2- $data/train/text | tr ' ' '\n' | grep -v '^$' | sort -u > $LANG_DIR/words.txt  # a lexicon
   touch $data/.feats.done
 fi
 
@@ -138,11 +146,11 @@ if step 3 $exp/.base.done; then
       touch $data/synth/.done
     fi
     speechmeta train --config "$pretrain_conf" --train-dir $data/synth/train --valid-dir $data/valid \
-      --units $data/lang_char/units.txt --exp-dir $exp/pretrain --resume --no-progress train.device="$device"
+      --units $LANG_DIR/units.txt --exp-dir $exp/pretrain --resume --no-progress train.device="$device"
     init=(--init-from $exp/pretrain/average.pt)
   fi
   speechmeta train --config "$train_conf" --train-dir "$BASE_TRAIN" --valid-dir $data/valid \
-    --units $data/lang_char/units.txt --exp-dir $exp/base --resume --no-progress "${init[@]}" train.device="$device"
+    --units $LANG_DIR/units.txt --exp-dir $exp/base --resume --no-progress "${init[@]}" train.device="$device"
   touch $exp/.base.done
 fi
 
@@ -183,8 +191,8 @@ if step 5 $exp/.adapt.done; then
       done
     fi
     for model in $models; do
-      LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses "$TEMPLATE/decode_score.sh" "$model" "$data/$set" \
-        "$(dirname "$model")/decode_$set" "$data/lang_char/lm3.json" "$data/valid" "${lexicon_opt[@]}"
+      LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses BEAM=$beam_size "$TEMPLATE/decode_score.sh" "$model" \
+        "$data/$set" "$(dirname "$model")/decode_$set" "$LANG_DIR/lm3.json" "$data/valid" "${lexicon_opt[@]}"
     done
     for dir in "${as_base[@]}"; do
       echo "$dir/meta.pt kept meta-step 0 (the base model's weights): its decoding and beam weights are the base's"
@@ -213,7 +221,7 @@ if step 5 $exp/.adapt.done; then
       if [ "$adapt_decoding" = beam ]; then
         read -r weight bonus <<< "$(sed -n 's/^best on .*: lm_weight=\([^ ]*\) word_bonus=\([^ ]*\) .*/\1 \2/p' \
           "$beam_of/tune_valid/beam_tuning.txt")"
-        eval_opts+=(--lm "$data/lang_char/lm3.json" --lm-weight "$weight" --word-bonus "$bonus")
+        eval_opts+=(--lm "$LANG_DIR/lm3.json" --lm-weight "$weight" --word-bonus "$bonus" --beam "$beam_size")
         [ -n "$lexicon" ] && eval_opts+=(--lexicon "$lexicon")
       fi
       spawn speechmeta adapt-eval "${args[@]}" --data "$data/$set" --fewshot "$data/fewshot_$set" --shots $shots \
