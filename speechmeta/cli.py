@@ -160,9 +160,9 @@ def cmd_train_lm(args: argparse.Namespace) -> int:
     from speechmeta.scoring import read_text
 
     sentences = list(read_text(args.text).values())
-    lm = NgramLM.train(sentences, args.order)
+    lm = NgramLM.train(sentences, args.order, args.smoothing)
     lm.save(args.out)
-    print(f"{args.out}: {args.order}-gram LM from {len(sentences)} sentences, {len(lm.vocab)} words")
+    print(f"{args.out}: {args.order}-gram LM ({args.smoothing}) from {len(sentences)} sentences, {len(lm.vocab)} words")
     return 0
 
 
@@ -287,9 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", type=Path, help="speaker profile (speechmeta adapt) to decode with")
 
     p = add("train-lm", cmd_train_lm, "train a word n-gram LM on transcripts",
-            "Train a word n-gram language model (interpolated Witten-Bell) on a Kaldi text file, for beam search.")
+            "Train a word n-gram language model (interpolated Witten-Bell, or modified Kneser-Ney) on a Kaldi text "
+            "file, for beam search.")
     p.add_argument("--text", type=Path, required=True, help="Kaldi text (utt words...)")
     p.add_argument("--order", type=int, default=3)
+    p.add_argument("--smoothing", choices=["witten_bell", "kneser_ney"], default="witten_bell")
     p.add_argument("--out", type=Path, required=True, help="output JSON")
 
     p = add("score", cmd_score, "WER/CER of hypotheses against references",

@@ -56,18 +56,38 @@ def test_lexicon_keeps_a_beam_when_a_frame_has_only_forbidden_units():
     assert BeamSearch(UNITS, lexicon=["A", "B"]).decode(lp) == "A"
 
 
-def test_ngram_probabilities_sum_to_one():
-    lm = NgramLM.train(["the cat sat", "the dog sat", "a cat ran"], order=3)
+@pytest.mark.parametrize("smoothing", ["witten_bell", "kneser_ney"])
+def test_ngram_probabilities_sum_to_one(smoothing):
+    lm = NgramLM.train(["the cat sat", "the dog sat", "a cat ran", "the cat sat down", "a dog sat"], 3, smoothing)
     words = sorted(lm.vocab) + ["</s>"]
-    for context in [(), ("the",), ("<s>", "the"), ("zebra", "cat"), ("<s>", "<s>")]:
+    for context in [(), ("the",), ("<s>", "the"), ("zebra", "cat"), ("<s>", "<s>"), ("the", "cat")]:
         total = sum(lm.prob(w, context) for w in words)
         assert total == pytest.approx(1.0, abs=1e-9), context
     assert lm.logprob("cat", ("<s>", "the")) > lm.logprob("ran", ("<s>", "the"))
     assert math.isfinite(lm.logprob("never-seen", ("the",)))
 
 
-def test_lm_save_load(tmp_path):
-    lm = NgramLM.train(["x y z", "x z"], order=2)
+def test_kneser_ney_backs_off_to_how_many_contexts_a_word_follows():
+    """FRANCISCO occurs more often than ROME, but only after SAN: after an unseen word, Kneser-Ney expects ROME
+    (which follows three words), Witten-Bell FRANCISCO (the more frequent). Hand-checked discounts where the
+    count-of-counts allow them: D = k - (k + 1) Y n(k+1) / n(k), Y = n1 / (n1 + 2 n2)."""
+    text = ["SAN FRANCISCO"] * 4 + ["TO ROME", "IN ROME", "FROM ROME"]
+    kn, wb = NgramLM.train(text, 2, "kneser_ney"), NgramLM.train(text, 2, "witten_bell")
+    assert kn.prob("ROME", ("PARIS",)) > kn.prob("FRANCISCO", ("PARIS",))
+    assert wb.prob("ROME", ("PARIS",)) < wb.prob("FRANCISCO", ("PARIS",))
+    assert kn.table[()]["ROME"] == 3 and kn.table[()]["FRANCISCO"] == 1  # continuation counts
+    assert kn._discounts[0] == (0.5, 1.0, 1.5)  # too few counts of 3 and 4: the fixed fallbacks
+    # SAN -> FRANCISCO seen 4 times: (4 - D3+) / 4 + gamma * P_lower(FRANCISCO)
+    d3 = kn._discounts[1][2]
+    assert kn.prob("FRANCISCO", ("SAN",)) == pytest.approx((4 - d3) / 4 + d3 / 4 * kn.prob("FRANCISCO", ()))
+    with pytest.raises(ValueError, match="LM smoothing must be one of witten_bell, kneser_ney, not 'good_turing'"):
+        NgramLM.train(text, 2, "good_turing")
+
+
+@pytest.mark.parametrize("smoothing", ["witten_bell", "kneser_ney"])
+def test_lm_save_load(tmp_path, smoothing):
+    lm = NgramLM.train(["x y z", "x z"], 2, smoothing)
     lm.save(tmp_path / "lm.json")
     again = NgramLM.load(tmp_path / "lm.json")
+    assert again.smoothing == smoothing
     assert again.sentence_logprob("x z") == pytest.approx(lm.sentence_logprob("x z"))

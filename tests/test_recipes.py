@@ -264,10 +264,11 @@ def test_phone_units_from_a_lexicon_through_training_and_beam_search(tmp_path):
     pron.write_text("ONE W AH1 N\nTWO T UW1\nTOO T UW1\nTHREE TH R IY1\nFOUR F AO1 R\nFIVE F AY1 V\n"
                     "SIX S IH1 K S\n")
     opts = ["--train-dir", str(train), "--test-dir", str(test), "--valid-speakers", "2", "--units", "phone",
-            "--lexicon", str(pron), "--beam-size", "4"]
+            "--lexicon", str(pron), "--beam-size", "4", "--lm-smoothing", "kneser_ney"]
     for bad, message in [(["--units", "bpe"], "--units must be char or phone"),
                          (["--lexicon", ""], "--units phone needs --lexicon"),
-                         (["--beam-size", "0"], "--beam-size must be a positive number")]:
+                         (["--beam-size", "0"], "--beam-size must be a positive number"),
+                         (["--lm-smoothing", "kn"], "--lm-smoothing must be witten_bell or kneser_ney")]:
         r = run_recipe("custom", tmp_path, *opts, *bad, "--stop-stage", "0")
         assert r.returncode == 1 and message in r.stderr, r.stderr
         assert not (tmp_path / "data").exists()
@@ -277,7 +278,7 @@ def test_phone_units_from_a_lexicon_through_training_and_beam_search(tmp_path):
     assert "units (phones of" in r.stdout and "0 word(s) outside the lexicon" in r.stdout
     assert (lang / "units.txt").read_text().split()[::2] == ["<blk>", "<unk>", "<space>", "AH", "AO", "AY", "F",
                                                             "IH", "IY", "K", "N", "R", "S", "T", "TH", "UW", "V", "W"]
-    assert (lang / "lm3.json").is_file() and (lang / "lexicon.txt").is_file()
+    assert json.loads((lang / "lm3.json").read_text())["smoothing"] == "kneser_ney" and (lang / "lexicon.txt").is_file()
     model = tmp_path / "exp" / "base" / "average.pt"
     dec = subprocess.run(["bash", str(REPO / "recipes" / "TEMPLATE" / "decode_score.sh"), str(model),
                           str(tmp_path / "data" / "test"), str(tmp_path / "dec"), str(lang / "lm3.json"),

@@ -41,6 +41,7 @@ units=${units:-char}                            # CTC units: char (letters) or p
 lexicon=${lexicon:-}                            # word list for the beam search (first column; optional for char:
                                                 # stage 1 writes the training text's words to data/lang_<units>/words.txt)
 beam_size=${beam_size:-10}                      # prefix beam search: beams kept per frame
+lm_smoothing=${lm_smoothing:-witten_bell}      # the word 3-gram LM's smoothing: witten_bell or kneser_ney
 lm_weights=${lm_weights:-"0.1 0.2 0.3 0.5"}      # beam search of the base model: LM weights tried on valid
 word_bonuses=${word_bonuses:-"0.0 1.0 2.0 3.0"} # and word bonuses
 adapt_decoding=${adapt_decoding:-beam}          # stage 5's adaptation runs: beam (LM, lexicon and the weights tuned
@@ -56,6 +57,8 @@ COMMAND_LINE=$(printf '%q ' "$0" "$@")  # before parse_options.sh consumes the o
 case $adapt_decoding in beam|greedy) ;; *) echo "$0: --adapt-decoding must be beam or greedy" >&2; exit 1 ;; esac
 case $units in char) ;; phone) [ -n "$lexicon" ] || { echo "$0: --units phone needs --lexicon" >&2; exit 1; } ;;
   *) echo "$0: --units must be char or phone" >&2; exit 1 ;; esac
+case $lm_smoothing in witten_bell|kneser_ney) ;; *) echo "$0: --lm-smoothing must be witten_bell or kneser_ney" >&2
+  exit 1 ;; esac
 case $beam_size in ''|*[!0-9]*|0) echo "$0: --beam-size must be a positive number" >&2; exit 1 ;; esac
 case $meta_beam in own|base) ;; *) echo "$0: --meta-beam must be own or base" >&2; exit 1 ;; esac
 case $meta_speakers in ''|*[!0-9]*) echo "$0: --meta-speakers must be a number of speakers" >&2; exit 1 ;; esac
@@ -113,7 +116,7 @@ if step 1 $data/.feats.done; then
   done
   pron=(); [ "$units" = phone ] && pron=(--lexicon "$lexicon")
   speechmeta make-units $data/train --out $LANG_DIR/units.txt --check $data/${test_sets%% *} "${pron[@]}"
-  speechmeta train-lm --text $data/train/text --order 3 --out $LANG_DIR/lm3.json
+  speechmeta train-lm --text $data/train/text --order 3 --smoothing "$lm_smoothing" --out $LANG_DIR/lm3.json
   cut -d' ' -f2- $data/train/text | tr ' ' '\n' | grep -v '^$' | sort -u > $LANG_DIR/words.txt  # a lexicon
   touch $data/.feats.done
 fi
