@@ -254,10 +254,11 @@ def test_stage3_pretrains_on_synthetic_voices_reading_the_training_text_then_fin
     assert (data / "synth" / "train" / "feats.scp").stat().st_mtime_ns == made
 
 
-def test_phone_units_from_a_lexicon_through_training_and_beam_search(tmp_path):
-    """--units phone: stage 1 builds phone units from --lexicon (written beside units.txt with the LM in
-    data/lang_phone/), stage 3 trains on them, and decode_score.sh searches words through the lexicon at --beam-size's
-    width. Bad choices of either option stop the run before any stage."""
+def test_phone_units_from_a_lexicon_through_all_stages(tmp_path):
+    """--units phone: stage 1 builds phone units from --lexicon (written beside units.txt, with the LM, in
+    data/lang_phone/), stage 3 trains on them, stage 4 meta-trains, stage 5 decodes and adapts, searching words
+    through the lexicon at --beam-size's width, and stage 6 reports. Bad choices of the options stop the run before
+    any stage."""
     train = make_user_dir(tmp_path / "user", 5, 9, "tr")
     test = make_user_dir(tmp_path / "user", 2, 9, "te")
     pron = tmp_path / "pron.txt"  # made-up pronunciations: TWO and TOO (not in the text) are homophones
@@ -272,25 +273,21 @@ def test_phone_units_from_a_lexicon_through_training_and_beam_search(tmp_path):
         r = run_recipe("custom", tmp_path, *opts, *bad, "--stop-stage", "0")
         assert r.returncode == 1 and message in r.stderr, r.stderr
         assert not (tmp_path / "data").exists()
-    r = run_recipe("custom", tmp_path, *opts, "--stop-stage", "3")
+    r = run_recipe("custom", tmp_path, *opts, "--meta-algorithms", "fomaml", "--baselines", "none lhuc")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    lang = tmp_path / "data" / "lang_phone"
+    lang, exp = tmp_path / "data" / "lang_phone", tmp_path / "exp"
     assert "units (phones of" in r.stdout and "0 word(s) outside the lexicon" in r.stdout
     assert (lang / "units.txt").read_text().split()[::2] == ["<blk>", "<unk>", "<space>", "AH", "AO", "AY", "F",
                                                             "IH", "IY", "K", "N", "R", "S", "T", "TH", "UW", "V", "W"]
     assert json.loads((lang / "lm3.json").read_text())["smoothing"] == "kneser_ney" and (lang / "lexicon.txt").is_file()
-    model = tmp_path / "exp" / "base" / "average.pt"
-    dec = subprocess.run(["bash", str(REPO / "recipes" / "TEMPLATE" / "decode_score.sh"), str(model),
-                          str(tmp_path / "data" / "test"), str(tmp_path / "dec"), str(lang / "lm3.json"),
-                          str(tmp_path / "data" / "valid"), str(pron)], capture_output=True, text=True,
-                         env={**venv_env(), "BEAM": "4", "LM_WEIGHTS": "0.3", "WORD_BONUSES": "1.0"}, timeout=600)
-    assert dec.returncode == 0, dec.stdout[-3000:] + dec.stderr[-3000:]
-    assert "beam search (beam 4)" in dec.stdout
-    tuning = (tmp_path / "exp" / "base" / "tune_valid" / "beam_tuning.txt").read_text().splitlines()[0]
-    assert tuning.endswith(" beam=4")
-    hyps = [line.split()[1:] for line in (tmp_path / "dec" / "beam" / "hyp.txt").read_text().splitlines()]
+    tuning = (exp / "base" / "tune_valid" / "beam_tuning.txt").read_text().splitlines()[0]
+    assert tuning.endswith(" beam=4") and f"lm={lang / 'lm3.json'} " in tuning
+    hyps = [line.split()[1:] for line in (exp / "base" / "decode_test" / "beam" / "hyp.txt").read_text().splitlines()]
     assert len(hyps) == 18 and {w for words in hyps for w in words} <= {"ONE", "TWO", "TOO", "THREE", "FOUR", "FIVE",
                                                                          "SIX"}  # lexicon words only
+    report = json.loads((exp / "report" / "report.json").read_text())
+    assert {(r["method"], r["k"]) for r in report["results"]} == {("none", 0), ("lhuc", 2), ("fomaml", 0),
+                                                                   ("fomaml", 2)}
 
 
 def test_meta_speakers_are_held_out_of_base_training_and_meta_train_it(tmp_path):
