@@ -14,7 +14,9 @@ heldout=25
 pretrain_conf=conf/pretrain.yaml
 train_conf=conf/finetune.yaml
 meta_conf=conf/meta.yaml
-lexicon=             # beam-search word list (default: the corpus's resource/lexicon.txt)
+lexicon=             # pronunciations (phone units) and the beam's words (default: the corpus's resource/lexicon.txt)
+units=phone lm_smoothing=kneser_ney beam_size=100  # each lower dev WER than char / Witten-Bell / 10 (RESULTS.md)
+lm_weights="0.3 0.5 0.7 1.0 1.5"  # a wider beam and Kneser-Ney take a heavier LM (1.0 chosen on validation)
 balance_by=spk2age:18  # speaker splits keep the share of children (ages below 18) and adults
 tune_metric=cer      # the targets are CER; the dev speakers' ~590 test words barely tell schedules apart
 
