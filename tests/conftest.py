@@ -37,6 +37,17 @@ def tone(seconds: float, sample_rate: int = 16000, freq: float = 440.0, seed: in
     return x.astype(np.float32)
 
 
+def frame_log_probs(units: list[str], *rows: dict[str, float]) -> np.ndarray:
+    """CTC log-probabilities, one frame a row, from {unit: prob} (the rest of the mass shared by the other units)."""
+    out = []
+    for row in rows:
+        p = np.full(len(units), 1e-6)
+        for unit, prob in row.items():
+            p[units.index(unit)] = prob
+        out.append(np.log(p / p.sum()))
+    return np.array(out)
+
+
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 16000, subtype: str = "PCM_16") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), samples, sample_rate, subtype=subtype)

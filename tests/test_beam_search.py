@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import frame_log_probs
 
 from speechmeta.lm import NgramLM
 from speechmeta.model.beam_search import BeamSearch
@@ -14,14 +15,7 @@ UNITS = ["<blk>", "<unk>", "<space>", "A", "B", "C"]
 
 
 def frames(*rows: dict[str, float]) -> np.ndarray:
-    """Log-probabilities per frame from {unit: prob} (the rest shared by what is left)."""
-    out = []
-    for row in rows:
-        p = np.full(len(UNITS), 1e-6)
-        for unit, prob in row.items():
-            p[UNITS.index(unit)] = prob
-        out.append(np.log(p / p.sum()))
-    return np.array(out)
+    return frame_log_probs(UNITS, *rows)
 
 
 def test_peaked_outputs_give_the_greedy_answer():

@@ -3,8 +3,8 @@ phones, and `speechmeta make-units --lexicon`."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from conftest import frame_log_probs
 
 from speechmeta.cli import main
 from speechmeta.data.phone_tokenizer import PhoneTokenizer, load_tokenizer, read_pron_lexicon, tokenizer_from_dict
@@ -69,19 +69,9 @@ def test_save_load_and_checkpoint_dict(lexicon_file, tmp_path):
         PhoneTokenizer(tok.units[:-1], tok.norm, tok.lexicon)
 
 
-def frames(units: list[str], *rows: dict[str, float]) -> np.ndarray:
-    out = []
-    for row in rows:
-        p = np.full(len(units), 1e-6)
-        for unit, prob in row.items():
-            p[units.index(unit)] = prob
-        out.append(np.log(p / p.sum()))
-    return np.array(out)
-
-
 def test_beam_search_spells_words_in_phones_and_lets_the_lm_pick_homophones(lexicon_file):
     tok = PhoneTokenizer.build(read_pron_lexicon(lexicon_file))
-    lp = frames(tok.units, {"K": 1}, {"AE": 1}, {"T": 1}, {"<space>": 1}, {"T": 1}, {"UW": 1}, {"<blk>": 1})
+    lp = frame_log_probs(tok.units, {"K": 1}, {"AE": 1}, {"T": 1}, {"<space>": 1}, {"T": 1}, {"UW": 1}, {"<blk>": 1})
     assert BeamSearch(tok.units, spellings=tok.spellings()).decode(lp) in ("CAT TO", "CAT TWO")
     for text in ("CAT TWO", "CAT TO"):
         lm = NgramLM.train([text] * 3, order=2)
@@ -90,7 +80,7 @@ def test_beam_search_spells_words_in_phones_and_lets_the_lm_pick_homophones(lexi
     assert BeamSearch(tok.units, lm=NgramLM.train(["CAT TWO"] * 3, order=2), lm_weight=1.0,
                       spellings=tok.spellings(["CAT", "TO"])).decode(lp) == "CAT TO"
     # a phone run that spells no word is never finished: K AE alone is not a word, so the beam keeps CAT's T
-    lp2 = frames(tok.units, {"K": 1}, {"AE": 1}, {"T": 0.4, "<blk>": 0.6}, {"<blk>": 1})
+    lp2 = frame_log_probs(tok.units, {"K": 1}, {"AE": 1}, {"T": 0.4, "<blk>": 0.6}, {"<blk>": 1})
     assert BeamSearch(tok.units, spellings=tok.spellings()).decode(lp2) == "CAT"
 
 

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from speechmeta.data.tokenizer import BLANK, SPACE, UNK, CharTokenizer, TextNorm
+from speechmeta.data.tokenizer import BLANK, SPACE, UNK, CharTokenizer, TextNorm, UnitTable
 from speechmeta.fileio import atomic_write_lines
 
 Lexicon = dict[str, list[tuple[str, ...]]]  # word -> pronunciations, each a tuple of phones
@@ -47,18 +47,12 @@ def read_pron_lexicon(path: str | os.PathLike, norm: TextNorm = DEFAULT_NORM, st
     return lexicon
 
 
-class PhoneTokenizer:
+class PhoneTokenizer(UnitTable):
     """Maps normalized text to phone ids through a lexicon and back; counts words outside the lexicon (`oov`)."""
 
     def __init__(self, units: list[str], norm: TextNorm, lexicon: Lexicon):
-        if units[:3] != [BLANK, UNK, SPACE]:
-            raise ValueError(f"units must start with {BLANK} {UNK} {SPACE}, got {units[:3]}")
-        if len(set(units)) != len(units):
-            raise ValueError("duplicate symbols in units")
-        self.units = list(units)
-        self.norm = norm
+        super().__init__(units, norm)
         self.lexicon = lexicon
-        self.ids = {u: i for i, u in enumerate(self.units)}
         missing = sorted({p for prons in lexicon.values() for pron in prons for p in pron} - set(self.ids))
         if missing:
             raise ValueError(f"lexicon phones missing from the units: {missing}")
@@ -66,7 +60,6 @@ class PhoneTokenizer:
         for word, prons in lexicon.items():
             for pron in prons:
                 self.word_of.setdefault(pron, word)
-        self.oov: Counter[str] = Counter()
 
     @classmethod
     def build(cls, lexicon: Lexicon, norm: TextNorm = DEFAULT_NORM, texts: Iterable[str] = ()) -> PhoneTokenizer:
@@ -76,13 +69,6 @@ class PhoneTokenizer:
         ordered = {w: lexicon[w] for w in sorted(lexicon, key=lambda w: -counts[w])}
         phones = {p for prons in lexicon.values() for pron in prons for p in pron}
         return cls([BLANK, UNK, SPACE] + sorted(phones), norm, ordered)
-
-    def __len__(self) -> int:
-        return len(self.units)
-
-    @property
-    def blank_id(self) -> int:
-        return 0
 
     def encode(self, text: str) -> list[int]:
         """Phone ids of `text`'s words (first pronunciation), `<space>` between words; a word outside the lexicon

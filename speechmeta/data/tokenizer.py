@@ -51,8 +51,9 @@ class TextNorm:
         return " ".join(text.split())
 
 
-class CharTokenizer:
-    """Maps normalized text to unit ids and back; counts characters outside the vocabulary as it meets them."""
+class UnitTable:
+    """The symbol table both tokenizers share: `<blk> <unk> <space>` first, no duplicates; `oov` counts what the
+    units cannot spell as `encode` meets it."""
 
     def __init__(self, units: list[str], norm: TextNorm = TextNorm()):
         if units[:3] != [BLANK, UNK, SPACE]:
@@ -64,17 +65,21 @@ class CharTokenizer:
         self.ids = {u: i for i, u in enumerate(self.units)}
         self.oov: Counter[str] = Counter()
 
-    @classmethod
-    def build(cls, texts: Iterable[str], norm: TextNorm = TextNorm()) -> CharTokenizer:
-        chars = {c for text in texts for c in norm(text) if c != " "}
-        return cls([BLANK, UNK, SPACE] + sorted(chars), norm)
-
     def __len__(self) -> int:
         return len(self.units)
 
     @property
     def blank_id(self) -> int:
         return 0
+
+
+class CharTokenizer(UnitTable):
+    """Maps normalized text to unit ids and back; counts characters outside the vocabulary as it meets them."""
+
+    @classmethod
+    def build(cls, texts: Iterable[str], norm: TextNorm = TextNorm()) -> CharTokenizer:
+        chars = {c for text in texts for c in norm(text) if c != " "}
+        return cls([BLANK, UNK, SPACE] + sorted(chars), norm)
 
     def encode(self, text: str) -> list[int]:
         """Unit ids of `text` after normalization; unknown characters become <unk> and are counted in `oov`."""
