@@ -85,3 +85,16 @@ def test_lm_save_load(tmp_path, smoothing):
     again = NgramLM.load(tmp_path / "lm.json")
     assert again.smoothing == smoothing
     assert again.sentence_logprob("x z") == pytest.approx(lm.sentence_logprob("x z"))
+
+
+def test_nbest_lists_distinct_word_sequences_best_first_and_its_head_is_the_decode():
+    lp = frames({"A": 0.6, "B": 0.4}, {"<blk>": 1}, {"<space>": 1}, {"C": 0.7, "A": 0.3})
+    search = BeamSearch(UNITS, beam_size=8)
+    nbest = search.nbest(lp, 10)
+    sequences = [words for _, words in nbest]
+    assert len(set(sequences)) == len(sequences) > 2
+    assert [s for s, _ in nbest] == sorted((s for s, _ in nbest), reverse=True)
+    assert sequences[:2] == [("A", "C"), ("B", "C")] and " ".join(sequences[0]) == search.decode(lp)
+    # Each score is the sequence's CTC probability (no LM): A then C is 0.6 * 0.7 of the mass, up to the 1e-6 floor.
+    assert math.isclose(nbest[0][0], math.log(0.6 * 0.7), abs_tol=1e-4)
+    assert len(search.nbest(lp, 1)) == 1

@@ -92,6 +92,11 @@ class BeamSearch:
 
     def decode(self, log_probs: np.ndarray) -> str:
         """Best word sequence for one utterance's (T, V) log-probabilities."""
+        return " ".join(self.nbest(log_probs, 1)[0][1])
+
+    def nbest(self, log_probs: np.ndarray, n: int) -> list[tuple[float, tuple[str, ...]]]:
+        """Up to `n` distinct word sequences that end the search, best first, with their scores (for rescoring;
+        a sequence the lexicon cannot finish is left out, unless nothing else is left)."""
         beams: dict[tuple[int, ...], Beam] = {(): Beam(blank=0.0)}
         for frame in log_probs:
             # Blank always stays a candidate: with a lexicon, every likely unit of a frame may be forbidden.
@@ -142,4 +147,9 @@ class BeamSearch:
                 score += self.lm_weight * self.lm.logprob(EOS, (BOS,) * (self.lm.order - 1) + words)
             return score, words
 
-        return " ".join(max((final(b) for b in beams.values()), key=lambda sw: sw[0])[1])
+        ranked = sorted(map(final, beams.values()), key=lambda sw: -sw[0])  # stable: ties keep the beams' order
+        out: dict[tuple[str, ...], float] = {}  # each word sequence at its best score
+        for score, words in ranked:
+            if score > NEG_INF and words not in out:
+                out[words] = score
+        return [(score, words) for words, score in out.items()][:n] or ranked[:1]
