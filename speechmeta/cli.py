@@ -136,7 +136,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     setup_logging(args.exp_dir / "log" / "train.log")
     log.info("speechmeta %s", " ".join(sys.argv[1:]))
     result = train(cfg, args.train_dir, args.valid_dir, args.units, args.exp_dir, resume=args.resume,
-                   init_from=args.init_from, progress=not args.no_progress)
+                   init_from=args.init_from, progress=not args.no_progress, aux_units=args.aux_units)
     log.info("done: %s", result)
     return 0
 
@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-dir", type=Path, required=True, help="training data dir (with features)")
     p.add_argument("--valid-dir", type=Path, required=True, help="validation data dir (with features)")
     p.add_argument("--units", type=Path, required=True, help="units.txt (speechmeta make-units)")
+    p.add_argument("--aux-units", type=Path,
+                   help="a second units.txt (e.g. characters beside phones): an auxiliary CTC head on the same "
+                        "encoder, its loss weighted by train.aux_ctc_weight; decode --nbest rescores with it")
     p.add_argument("--exp-dir", type=Path, required=True, help="experiment folder")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in EXP")
     p.add_argument("--init-from", type=Path, help="start from this checkpoint's weights (e.g. synthetic pretraining)")
@@ -305,8 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder")
 
     from speechmeta.cli_adapt import register
+    from speechmeta.cli_rescore import register as register_rescore
 
     register(add)
+    register_rescore(add)
     return parser
 
 

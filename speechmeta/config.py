@@ -45,6 +45,7 @@ class TrainConfig:
     specaug_from_epoch: int = 2  # SpecAugment from this epoch on (1 = always)
     speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]: one factor drawn per batch
     inter_ctc_weight: float = 0.0  # loss = (1 - w) CTC of the output + w mean CTC of model.inter_layers' outputs
+    aux_ctc_weight: float = 0.0  # with --aux-units: loss = (1 - w) CTC of the output + w CTC of the auxiliary head
     freq_warp: float = 0.0  # e.g. 0.1: each utterance's mel axis stretched by a factor in [0.9, 1.1] (VTLP)
     valid_max_utts: int = 400  # validation WER on at most this many utterances
     max_steps: int = 0  # stop after this many steps in all (0: no limit)

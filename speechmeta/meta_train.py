@@ -188,6 +188,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
         save_checkpoint(path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": rng_state(),
             "config": to_dict(base_cfg), "meta_config": to_dict(cfg.meta), "tokenizer": tokenizer.to_dict(),
+            "aux_tokenizer": state.get("aux_tokenizer"),
             "cmvn_global": state.get("cmvn_global"),
             "meta": {"algorithm": mc.algorithm, "param_set": mc.param_set, "adapter_dim": mc.adapter_dim,
                      "inner_steps": mc.inner_steps, "inner_lrs": {n: v.detach().cpu() for n, v in lrs.items()}},

@@ -60,14 +60,20 @@ def warmup_then_decay(warmup_steps: int):
 
 
 def load_init(model: ConformerCTC, path: Path) -> None:
-    """Start from another model's weights; a different vocabulary re-initializes only the output layer."""
+    """Start from another model's weights; a different vocabulary re-initializes only the output layer (an auxiliary
+    head of other units, or one the other model lacks, starts afresh too; one this model lacks is dropped)."""
     weights = load_checkpoint(path)["model"]
-    fresh = ("condition.",)  # self-conditioning layers a model without them starts at zero: it computes the same
-    if weights["head.weight"].shape != model.head.weight.shape:
+    fresh = ("condition.", "aux_head.")  # self-conditioning layers a model without them starts at zero: it computes
+    if weights["head.weight"].shape != model.head.weight.shape:  # the same
         log.warning("%s has %d output units, this model %d: the output layer is re-initialized",
                     path, weights["head.weight"].shape[0], model.head.weight.shape[0])
-        fresh = ("head.", "condition.")  # the conditioning layers read the output units too
-        weights = {k: v for k, v in weights.items() if not k.startswith(fresh)}
+        fresh = ("head.", "condition.", "aux_head.")  # the conditioning layers read the output units too
+        weights = {k: v for k, v in weights.items() if not k.startswith(fresh[:2])}
+    aux = model.aux_head.weight.shape if model.aux_head is not None else None
+    if "aux_head.weight" in weights and weights["aux_head.weight"].shape != aux:
+        log.warning("%s has an auxiliary head of %s units, this model %s: not taken", path,
+                    weights["aux_head.weight"].shape[0], aux[0] if aux else "none")
+        weights = {k: v for k, v in weights.items() if not k.startswith("aux_head.")}
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing:
         log.info("%s has no %s: left as initialized", path, ", ".join(missing))
@@ -131,9 +137,14 @@ def set_rng_state(state: dict) -> None:
 
 
 def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: Path, resume: bool = False,
-          init_from: Path | None = None, progress: bool = True) -> dict:
-    """Train into `exp_dir`; returns the last epoch's metrics. See the module docstring."""
+          init_from: Path | None = None, progress: bool = True, aux_units: Path | None = None) -> dict:
+    """Train into `exp_dir`; returns the last epoch's metrics. See the module docstring. `aux_units`: a second unit
+    set (e.g. characters beside phones) for an auxiliary CTC head on the same encoder, weighted by
+    `train.aux_ctc_weight`; it rescores the main head's hypotheses in decoding (`speechmeta decode --nbest`)."""
     tc = cfg.train
+    if not 0.0 <= tc.aux_ctc_weight < 1.0 or (tc.aux_ctc_weight > 0) != (aux_units is not None):
+        raise ValueError(f"train.aux_ctc_weight must be in [0, 1), and above 0 exactly when --aux-units is given: "
+                         f"{tc.aux_ctc_weight} with aux units {aux_units}")
     if not 0.0 <= tc.inter_ctc_weight < 1.0 or (tc.inter_ctc_weight > 0) != bool(cfg.model.inter_layers):
         raise ValueError(f"train.inter_ctc_weight must be in [0, 1), and above 0 exactly when model.inter_layers "
                          f"names blocks: {tc.inter_ctc_weight} with inter_layers {cfg.model.inter_layers}")
@@ -150,8 +161,10 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     np.random.seed(tc.seed)
 
     tokenizer = load_tokenizer(units)
-    train_data = UttData(train_dir, tokenizer, cfg.cmvn, fbank=cfg.fbank)
-    valid_data = UttData(valid_dir, tokenizer, cfg.cmvn, global_stats=train_data.global_stats, fbank=cfg.fbank)
+    aux_tokenizer = load_tokenizer(aux_units) if aux_units is not None else None
+    train_data = UttData(train_dir, tokenizer, cfg.cmvn, fbank=cfg.fbank, aux_tokenizer=aux_tokenizer)
+    valid_data = UttData(valid_dir, tokenizer, cfg.cmvn, global_stats=train_data.global_stats, fbank=cfg.fbank,
+                         aux_tokenizer=aux_tokenizer)
     if tokenizer.oov:
         oov_utts = [u for u in train_data.utts if tokenizer.count_oov([train_data.data.text[u]])]
         what = "words outside the lexicon of" if isinstance(tokenizer, PhoneTokenizer) else "characters outside"
@@ -168,7 +181,7 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     step_every = max(1, len(valid_data.utts) // tc.valid_max_utts)
     valid_utts = valid_data.utts[::step_every][: tc.valid_max_utts]
 
-    model = ConformerCTC(cfg.model, len(tokenizer)).to(device)
+    model = ConformerCTC(cfg.model, len(tokenizer), len(aux_tokenizer) if aux_tokenizer else 0).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(tc.warmup_steps))
     epoch, done_in_epoch, step, skipped, loss_sum, loss_batches = 1, 0, 0, 0, 0.0, 0
@@ -199,7 +212,8 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "epoch": next_epoch, "batch_in_epoch": batch_in_epoch, "step": step, "skipped_batches": skipped,
             "loss_sum": loss_sum, "loss_batches": loss_batches, "rng": rng_state(), "config": to_dict(cfg),
-            "tokenizer": tokenizer.to_dict(), "cmvn_global": torch.from_numpy(train_data.global_stats)
+            "tokenizer": tokenizer.to_dict(), "aux_tokenizer": aux_tokenizer.to_dict() if aux_tokenizer else None,
+            "cmvn_global": torch.from_numpy(train_data.global_stats)
             if train_data.global_stats is not None else None,
         })
 
@@ -224,12 +238,17 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
                 feats = spec_augment(feats, feat_lens, cfg.specaug)
             targets, target_lens = batch["targets"].to(device), batch["target_lens"].to(device)
             with autocast(device, tc.precision):
-                log_probs, lens, inter = model.forward_inter(feats.to(device), feat_lens.to(device))
+                encoded, lens, inter = model.encode(feats.to(device), feat_lens.to(device))
+                log_probs = model.head(encoded).log_softmax(dim=-1)
             output_loss = ctc_loss(log_probs.float(), targets, lens, target_lens)
             loss = output_loss
             if inter:  # intermediate CTC: the middle blocks learn to predict the units too (a regularizer)
                 inter_loss = sum(ctc_loss(lp.float(), targets, lens, target_lens) for lp in inter) / len(inter)
                 loss = (1 - tc.inter_ctc_weight) * output_loss + tc.inter_ctc_weight * inter_loss
+            if aux_tokenizer is not None:  # the same encoder spells the transcript in the other units too
+                aux_loss = ctc_loss(model.aux_log_probs(encoded).float(), batch["aux_targets"].to(device), lens,
+                                    batch["aux_target_lens"].to(device))
+                loss = (1 - tc.aux_ctc_weight) * loss + tc.aux_ctc_weight * aux_loss
             good = bool(torch.isfinite(loss))
             if good:
                 loss.backward()
@@ -292,7 +311,8 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[ConformerC
     state = load_checkpoint(path)
     cfg = from_dict(Config, state["config"])
     tokenizer = tokenizer_from_dict(state["tokenizer"])
-    model = ConformerCTC(cfg.model, len(tokenizer))
+    aux = state.get("aux_tokenizer")
+    model = ConformerCTC(cfg.model, len(tokenizer), len(tokenizer_from_dict(aux)) if aux else 0)
     if "meta" in state:
         attach_speaker_params(model, state["meta"]["param_set"], state["meta"]["adapter_dim"])
     model.load_state_dict(state["model"])

@@ -286,7 +286,7 @@ def test_transcript_too_long_for_its_audio_is_left_out_and_listed(corpus, capsys
                           "--exp-dir", exp, "train.max_steps=1", *TINY_TRAIN)
     assert rc == 0 and utt in err and "too short for its transcript" in err, err
     (listed,) = lines(exp / "left_out.txt")
-    assert listed.startswith(f"{utt}\t{d}\ttoo short for its transcript:") and "479 needed for 479 characters" in listed
+    assert listed.startswith(f"{utt}\t{d}\ttoo short for its transcript:") and "479 needed for 479 units" in listed
     rc, _, err = run_main(capsys, "adapt", "--model", corpus / "base" / "average.pt", "--data", d, "--spk",
                           utt.split("-")[0], "--support-list", _write(corpus / "support.txt", utt), "--method", "lhuc",
                           "--steps", "1", "--lr", "1", "--device", "cpu", "--out", corpus / "never.safetensors")

@@ -144,6 +144,49 @@ def test_intermediate_ctc_training_from_a_model_without_conditioning(corpus, tmp
                   tmp_path / "c", progress=False)
 
 
+def test_auxiliary_head_trains_on_the_other_units_and_travels_with_the_model(corpus, tmp_path, caplog):
+    """--aux-units adds a second CTC head on the same encoder: started afresh from a model without one, trained (its
+    CTC loss on the training data falls), stored with its units, rebuilt by load_model, left out of what adaptation
+    adapts, and dropped by a model without one that starts from it."""
+    from speechmeta.data.dataset import UttData
+    from speechmeta.model.adapt_params import adapted_names
+    from speechmeta.model.ctc import ctc_loss
+
+    cfg = load_config(overrides=TINY + ["train.epochs=1", "train.max_frames=4000"])
+    train(cfg, corpus / "train", corpus / "train", corpus / "units.txt", tmp_path / "a", progress=False)
+    aux = CharTokenizer.build(list(DataDir.load(corpus / "train").text.values()) + ["XYZ QJ"])
+    aux.save(tmp_path / "aux_units.txt")
+    mt = load_config(overrides=TINY + ["train.epochs=4", "train.max_frames=4000", "train.aux_ctc_weight=0.5"])
+    with caplog.at_level(logging.INFO):
+        train(mt, corpus / "train", corpus / "train", corpus / "units.txt", tmp_path / "b",
+              init_from=tmp_path / "a" / "epoch-1.pt", progress=False, aux_units=tmp_path / "aux_units.txt")
+    assert "has no aux_head.weight, aux_head.bias: left as initialized" in caplog.text
+
+    def aux_loss(path: Path) -> float:
+        model, tokenizer, cfg, state = load_model(path)
+        data = UttData(corpus / "train", tokenizer, cfg.cmvn, aux_tokenizer=aux)
+        batch = data.batch(data.utts)
+        with torch.no_grad():
+            encoded, lens, _ = model.encode(batch["feats"], batch["feat_lens"])
+            log_probs = model.aux_log_probs(encoded)
+        assert log_probs.shape[-1] == len(aux) and state["aux_tokenizer"] == aux.to_dict()
+        assert not [n for n in adapted_names(model, "all") if n.startswith("aux_head.")]
+        return float(ctc_loss(log_probs, batch["aux_targets"], lens, batch["aux_target_lens"]))
+
+    assert aux_loss(tmp_path / "b" / "average.pt") < 0.8 * aux_loss(tmp_path / "b" / "epoch-1.pt")
+    plain, *_ = load_model(tmp_path / "a" / "average.pt")
+    assert plain.aux_head is None and load_checkpoint(tmp_path / "a" / "average.pt")["aux_tokenizer"] is None
+    with caplog.at_level(logging.WARNING):
+        train(load_config(overrides=TINY + ["train.epochs=1", "train.max_steps=1"]), corpus / "train",
+              corpus / "train", corpus / "units.txt", tmp_path / "c", init_from=tmp_path / "b" / "average.pt",
+              progress=False)
+    assert f"has an auxiliary head of {len(aux)} units, this model none: not taken" in caplog.text
+    for bad, units in ((["train.aux_ctc_weight=0.3"], None), ([], tmp_path / "aux_units.txt")):
+        with pytest.raises(ValueError, match="train.aux_ctc_weight must be in"):
+            train(load_config(overrides=TINY + bad), corpus / "train", corpus / "train", corpus / "units.txt",
+                  tmp_path / "d", progress=False, aux_units=units)
+
+
 def test_bf16_precision_on_cpu(corpus, tmp_path):
     """`train.precision=bf16` runs the step under CPU bf16 autocast: weights and checkpoints stay fp32, the run
     differs from fp32's (so autocast was on) but trains alike; an unknown precision is an error before any work."""

@@ -35,7 +35,8 @@ class UttData:
     """The utterances of a data dir that have features, with their transcripts as unit ids."""
 
     def __init__(self, data_dir: str | os.PathLike, tokenizer: Tokenizer, cmvn: str = "utterance",
-                 global_stats: np.ndarray | None = None, fbank: FbankConfig | None = None):
+                 global_stats: np.ndarray | None = None, fbank: FbankConfig | None = None,
+                 aux_tokenizer: Tokenizer | None = None):
         self.path = Path(data_dir)
         if fbank is not None:
             check_fbank_config(self.path, fbank)
@@ -52,6 +53,8 @@ class UttData:
         self.missing = [u for u in self.data.utts if u not in self.reader]  # e.g. skipped as bad audio
         self.tokenizer = tokenizer
         self.targets = {u: tokenizer.encode(self.data.text[u]) for u in self.utts}
+        self.aux_tokenizer = aux_tokenizer  # a second unit set for an auxiliary CTC head (batches carry both)
+        self.aux_targets = {u: aux_tokenizer.encode(self.data.text[u]) for u in self.utts} if aux_tokenizer else {}
         self.num_frames = {u: self.reader.num_frames(u) for u in self.utts}
 
     def too_long(self, utt: str, max_frames: int) -> str | None:
@@ -65,11 +68,12 @@ class UttData:
     def too_short(self, utt: str) -> str | None:
         """Why CTC cannot align `utt`'s transcript with its frames, or None."""
         have = int(output_lengths(torch.tensor(self.num_frames[utt])))
-        need = ctc_frames_needed(self.targets[utt])
-        if have >= need:
-            return None
-        return (f"too short for its transcript: {self.num_frames[utt]} frames give {have} CTC frames, "
-                f"{need} needed for {len(self.targets[utt])} characters")
+        for targets in (self.targets[utt], self.aux_targets.get(utt, [])):
+            need = ctc_frames_needed(targets)
+            if have < need:
+                return (f"too short for its transcript: {self.num_frames[utt]} frames give {have} CTC frames, "
+                        f"{need} needed for {len(targets)} units")
+        return None
 
     def check_length(self, utts: list[str], max_frames: int) -> None:
         """Raise ValueError naming the first of `utts` longer than `max_frames`."""
@@ -84,6 +88,7 @@ class UttData:
         for u in utts:
             self.num_frames.pop(u, None)
             self.targets.pop(u, None)
+            self.aux_targets.pop(u, None)
 
     def feats(self, utt: str) -> np.ndarray:
         stats = self.spk_stats.get(self.data.utt2spk[utt]) if self.cmvn == "speaker" else self.global_stats
@@ -92,13 +97,18 @@ class UttData:
     def batch(self, utts: list[str]) -> dict:
         feats = [torch.from_numpy(self.feats(u)) for u in utts]
         targets = [torch.tensor(self.targets[u], dtype=torch.long) for u in utts]
-        return {
+        batch = {
             "utts": list(utts),
             "feats": torch.nn.utils.rnn.pad_sequence(feats, batch_first=True),
             "feat_lens": torch.tensor([f.shape[0] for f in feats]),
             "targets": torch.nn.utils.rnn.pad_sequence(targets, batch_first=True) if targets else torch.zeros(0, 0),
             "target_lens": torch.tensor([len(t) for t in targets]),
         }
+        if self.aux_tokenizer is not None:
+            aux = [torch.tensor(self.aux_targets[u], dtype=torch.long) for u in utts]
+            batch["aux_targets"] = torch.nn.utils.rnn.pad_sequence(aux, batch_first=True)
+            batch["aux_target_lens"] = torch.tensor([len(t) for t in aux])
+        return batch
 
 
 def check_fbank_config(data_dir: Path, fbank: FbankConfig) -> None:

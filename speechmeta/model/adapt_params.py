@@ -66,7 +66,7 @@ def attach_speaker_params(model: ConformerCTC, param_set: str, adapter_dim: int 
 def adapted_names(model: ConformerCTC, param_set: str) -> list[str]:
     """Names of the parameters that `param_set` adapts (speaker parameters must be attached first)."""
     names = [n for n, _ in model.named_parameters()]
-    base = [n for n in names if ".speaker." not in n]
+    base = [n for n in names if ".speaker." not in n and not n.startswith("aux_head.")]  # no loss reads aux_head
     chosen = {
         "all": base,
         "encoder": [n for n in base if not n.startswith("subsampling.")],  # the inner steps reuse the subsampling

@@ -192,9 +192,11 @@ _NO_SPEAKER = _NoSpeaker()
 
 
 class ConformerCTC(nn.Module):
-    """The acoustic model: `model(feats, feat_lens)` -> (log_probs (B, T', vocab), out_lens (B,))."""
+    """The acoustic model: `model(feats, feat_lens)` -> (log_probs (B, T', vocab), out_lens (B,)).
+    `aux_vocab_size` > 0 adds a second CTC head over other units on the same encoder (e.g. characters beside
+    phones), trained jointly (`train.aux_ctc_weight`) and read by `aux_log_probs` to rescore hypotheses."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, aux_vocab_size: int = 0):
         super().__init__()
         shape = cfg.resolved()
         d_model = shape["d_model"]
@@ -207,6 +209,7 @@ class ConformerCTC(nn.Module):
         )
         self.final_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
+        self.aux_head = nn.Linear(d_model, aux_vocab_size) if aux_vocab_size else None
         self.inter_layers = tuple(cfg.inter_layers)
         self.condition = nn.ModuleDict(
             {str(n): nn.Linear(vocab_size, d_model) for n in self.inter_layers} if cfg.self_condition else {})
@@ -225,6 +228,18 @@ class ConformerCTC(nn.Module):
                       keep_inter: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """As `forward`, with the log-probs of each of `model.inter_layers` (the shared norm and head on that block's
         output) as a third result, for the intermediate CTC losses."""
+        encoded, lengths, inter = self.encode(feats, feat_lens, subsampled, keep_inter)
+        return self.head(encoded).log_softmax(dim=-1), lengths, inter
+
+    def aux_log_probs(self, encoded: torch.Tensor) -> torch.Tensor:
+        """The auxiliary head's log-probs (B, T', aux vocab) of `encode`'s output."""
+        if self.aux_head is None:
+            raise ValueError("this model has no auxiliary CTC head (trained without --aux-units)")
+        return self.aux_head(encoded).log_softmax(dim=-1)
+
+    def encode(self, feats: torch.Tensor, feat_lens: torch.Tensor, subsampled: torch.Tensor | None = None,
+               keep_inter: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The encoder's normalized output (B, T', d_model), its lengths, and the intermediate log-probs."""
         x = self.dropout(self.subsampling(feats) if subsampled is None else subsampled)
         lengths = output_lengths(feat_lens)
         mask = padding_mask(lengths, x.shape[1])
@@ -235,7 +250,7 @@ class ConformerCTC(nn.Module):
                 inter.append(self.head(self.final_norm(x)).log_softmax(dim=-1))
                 if str(n) in self.condition:
                     x = x + self.condition[str(n)](inter[-1].exp())
-        return self.head(self.final_norm(x)).log_softmax(dim=-1), lengths, inter
+        return self.final_norm(x), lengths, inter
 
 
 def num_params(model: nn.Module) -> int:
