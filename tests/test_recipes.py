@@ -265,11 +265,14 @@ def test_phone_units_from_a_lexicon_through_all_stages(tmp_path):
     pron.write_text("ONE W AH1 N\nTWO T UW1\nTOO T UW1\nTHREE TH R IY1\nFOUR F AO1 R\nFIVE F AY1 V\n"
                     "SIX S IH1 K S\n")
     opts = ["--train-dir", str(train), "--test-dir", str(test), "--valid-speakers", "2", "--units", "phone",
-            "--lexicon", str(pron), "--beam-size", "4", "--lm-smoothing", "kneser_ney"]
+            "--lexicon", str(pron), "--beam-size", "4", "--lm-smoothing", "kneser_ney", "--aux-units", "char",
+            "--rescore-nbest", "3"]
     for bad, message in [(["--units", "bpe"], "--units must be char or phone"),
                          (["--lexicon", ""], "--units phone needs --lexicon"),
                          (["--beam-size", "0"], "--beam-size must be a positive number"),
-                         (["--lm-smoothing", "kn"], "--lm-smoothing must be witten_bell or kneser_ney")]:
+                         (["--lm-smoothing", "kn"], "--lm-smoothing must be witten_bell or kneser_ney"),
+                         (["--aux-units", "phone"], "--aux-units must differ from --units"),
+                         (["--aux-units", ""], "--rescore-nbest needs --aux-units")]:
         r = run_recipe("custom", tmp_path, *opts, *bad, "--stop-stage", "0")
         assert r.returncode == 1 and message in r.stderr, r.stderr
         assert not (tmp_path / "data").exists()
@@ -285,6 +288,15 @@ def test_phone_units_from_a_lexicon_through_all_stages(tmp_path):
     hyps = [line.split()[1:] for line in (exp / "base" / "decode_test" / "beam" / "hyp.txt").read_text().splitlines()]
     assert len(hyps) == 18 and {w for words in hyps for w in words} <= {"ONE", "TWO", "TOO", "THREE", "FOUR", "FIVE",
                                                                          "SIX"}  # lexicon words only
+    # --aux-units char: a character head beside the phones, and stage 5's second pass rescores both heads' lists
+    from speechmeta.checkpoint import load_checkpoint
+
+    aux = load_checkpoint(exp / "base" / "average.pt")["aux_tokenizer"]
+    assert "lexicon" not in aux and "A" not in aux["units"] and "E" in aux["units"]  # characters of the text
+    rescored = (exp / "base" / "decode_test" / "rescore" / "hyp.txt").read_text().splitlines()
+    assert len(rescored) == 18 and {w for line in rescored for w in line.split()[1:]} <= {
+        "ONE", "TWO", "TOO", "THREE", "FOUR", "FIVE", "SIX"}
+    assert "rescore: %WER" in r.stdout
     report = json.loads((exp / "report" / "report.json").read_text())
     assert {(r["method"], r["k"]) for r in report["results"]} == {("none", 0), ("lhuc", 2), ("fomaml", 0),
                                                                    ("fomaml", 2)}

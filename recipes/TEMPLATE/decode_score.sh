@@ -9,6 +9,10 @@
 # same LM, lexicon and grid (its first line records them; a different setup is tuned again).
 # The grid: LM_WEIGHTS and WORD_BONUSES (environment; default "0.1 0.2 0.3 0.5" and "0.0 1.0 2.0 3.0"); the beam
 # size: BEAM (environment; default 10).
+# RESCORE_N > 0 (environment; for a model trained with --aux-units) adds two-pass decoding: both heads' searches, at
+# the tuned weights, list their RESCORE_N best on the dev and test dirs (speechmeta nbest), and the pooled lists are
+# rescored with the auxiliary head's weight (RESCORE_AUX_WEIGHTS, default "0.0 0.2 0.4 0.6"), the LM weight and the
+# word bonus chosen on the dev dir's lists over the same grid (speechmeta rescore): OUT_DIR/rescore/.
 set -euo pipefail
 model=$1; test_dir=$2; out=$3; lm=$4; dev_dir=$5; lexicon=${6:-}
 lexicon_opt=()
@@ -57,7 +61,19 @@ echo "beam search (beam $beam) with lm_weight=$weight word_bonus=$bonus (tuned o
 speechmeta decode --model "$model" --data "$test_dir" --out "$out/greedy" --threads 1
 speechmeta decode --model "$model" --data "$test_dir" --out "$out/beam" --method beam --beam "$beam" --lm "$lm" \
   --lm-weight "$weight" --word-bonus "$bonus" "${lexicon_opt[@]}" --threads 1
-for method in greedy beam; do
+methods="greedy beam"
+if [ "${RESCORE_N:-0}" -gt 0 ]; then
+  nbest_opts=(--n "$RESCORE_N" --beam "$beam" --lm "$lm" --lm-weight "$weight" --word-bonus "$bonus" "${lexicon_opt[@]}")
+  dev_nbest=$tuning_dir/nbest_n${RESCORE_N}_w${weight}_b${bonus}  # the searches' weights are the tuned ones
+  [ -f "$dev_nbest/nbest.json" ] || speechmeta nbest --model "$model" --data "$dev_dir" --out "$dev_nbest" \
+    "${nbest_opts[@]}" > /dev/null
+  speechmeta nbest --model "$model" --data "$test_dir" --out "$out/nbest" "${nbest_opts[@]}" --threads 1
+  # shellcheck disable=SC2086  # the grids are lists of numbers
+  speechmeta rescore --nbest "$out/nbest/nbest.json" --tune-nbest "$dev_nbest/nbest.json" --out "$out/rescore" \
+    --aux-weights ${RESCORE_AUX_WEIGHTS:-0.0 0.2 0.4 0.6} --lm-weights $lm_weights --word-bonuses $word_bonuses
+  methods="$methods rescore"
+fi
+for method in $methods; do
   echo -n "$method: "
   speechmeta score --ref "$out/$method/ref.txt" --hyp "$out/$method/hyp.txt" --utt2spk "$test_dir/utt2spk" \
     --out "$out/$method/score"

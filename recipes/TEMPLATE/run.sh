@@ -38,6 +38,12 @@ lhuc_lrs=${lhuc_lrs:-"10 30"}
 adapter_lrs=${adapter_lrs:-"0.3 1"}
 units=${units:-char}                            # CTC units: char (letters) or phone (the phones of --lexicon, a
                                                 # pronunciation lexicon `WORD PH1 PH2 ...` holding every training word)
+aux_units=${aux_units:-}                        # char or phone (not --units): a second CTC head on the encoder, trained
+                                                # beside the first (train.aux_ctc_weight in the configs), that rescores
+                                                # N-best lists in stage 5 (--rescore-nbest); empty: none
+aux_ctc_weight=${aux_ctc_weight:-0.3}           # its share of the training loss (train.aux_ctc_weight)
+rescore_nbest=${rescore_nbest:-0}               # N > 0 (with --aux-units): stage 5 also decodes in two passes,
+                                                # each head's N best rescored with both heads (decode_score.sh)
 lexicon=${lexicon:-}                            # word list for the beam search (first column; optional for char:
                                                 # stage 1 writes the training text's words to data/lang_<units>/words.txt)
 beam_size=${beam_size:-10}                      # prefix beam search: beams kept per frame
@@ -57,6 +63,11 @@ COMMAND_LINE=$(printf '%q ' "$0" "$@")  # before parse_options.sh consumes the o
 case $adapt_decoding in beam|greedy) ;; *) echo "$0: --adapt-decoding must be beam or greedy" >&2; exit 1 ;; esac
 case $units in char) ;; phone) [ -n "$lexicon" ] || { echo "$0: --units phone needs --lexicon" >&2; exit 1; } ;;
   *) echo "$0: --units must be char or phone" >&2; exit 1 ;; esac
+case $aux_units in '') ;; char|phone) [ "$aux_units" != "$units" ] || { echo "$0: --aux-units must differ" \
+  "from --units" >&2; exit 1; }; [ "$aux_units" = char ] || [ -n "$lexicon" ] || { echo "$0: --aux-units phone" \
+  "needs --lexicon" >&2; exit 1; } ;; *) echo "$0: --aux-units must be char, phone or empty" >&2; exit 1 ;; esac
+case $rescore_nbest in ''|*[!0-9]*) echo "$0: --rescore-nbest must be a number" >&2; exit 1 ;; esac
+[ "$rescore_nbest" = 0 ] || [ -n "$aux_units" ] || { echo "$0: --rescore-nbest needs --aux-units" >&2; exit 1; }
 case $lm_smoothing in witten_bell|kneser_ney) ;; *) echo "$0: --lm-smoothing must be witten_bell or kneser_ney" >&2
   exit 1 ;; esac
 case $beam_size in ''|*[!0-9]*|0) echo "$0: --beam-size must be a positive number" >&2; exit 1 ;; esac
@@ -64,6 +75,10 @@ case $meta_beam in own|base) ;; *) echo "$0: --meta-beam must be own or base" >&
 case $meta_speakers in ''|*[!0-9]*) echo "$0: --meta-speakers must be a number of speakers" >&2; exit 1 ;; esac
 BASE_TRAIN=$data/train; META_TRAIN=$data/train  # what base and meta-training learn from (upper case: not options)
 LANG_DIR=$data/lang_$units  # units.txt (with lexicon.txt for phones), the LM, the training words
+AUX=(); AUX_WEIGHT=()  # the second head's units and loss weight, for stage 3
+if [ -n "$aux_units" ]; then
+  AUX=(--aux-units "$data/lang_$aux_units/units.txt"); AUX_WEIGHT=(train.aux_ctc_weight="$aux_ctc_weight")
+fi
 if [ "$meta_speakers" -gt 0 ]; then BASE_TRAIN=$data/train_base; META_TRAIN=$data/train_meta; fi
 
 mkdir -p "$data" "$exp"
@@ -116,6 +131,11 @@ if step 1 $data/.feats.done; then
   done
   pron=(); [ "$units" = phone ] && pron=(--lexicon "$lexicon")
   speechmeta make-units $data/train --out $LANG_DIR/units.txt --check $data/${test_sets%% *} "${pron[@]}"
+  if [ -n "$aux_units" ]; then
+    pron=(); [ "$aux_units" = phone ] && pron=(--lexicon "$lexicon")
+    speechmeta make-units $data/train --out "$data/lang_$aux_units/units.txt" --check $data/${test_sets%% *} \
+      "${pron[@]}"
+  fi
   speechmeta train-lm --text $data/train/text --order 3 --smoothing "$lm_smoothing" --out $LANG_DIR/lm3.json
   cut -d' ' -f2- $data/train/text | tr ' ' '\n' | grep -v '^$' | sort -u > $LANG_DIR/words.txt  # a lexicon
   touch $data/.feats.done
@@ -149,11 +169,13 @@ if step 3 $exp/.base.done; then
       touch $data/synth/.done
     fi
     speechmeta train --config "$pretrain_conf" --train-dir $data/synth/train --valid-dir $data/valid \
-      --units $LANG_DIR/units.txt --exp-dir $exp/pretrain --resume --no-progress train.device="$device"
+      --units $LANG_DIR/units.txt "${AUX[@]}" --exp-dir $exp/pretrain --resume --no-progress train.device="$device" \
+      "${AUX_WEIGHT[@]}"
     init=(--init-from $exp/pretrain/average.pt)
   fi
   speechmeta train --config "$train_conf" --train-dir "$BASE_TRAIN" --valid-dir $data/valid \
-    --units $LANG_DIR/units.txt --exp-dir $exp/base --resume --no-progress "${init[@]}" train.device="$device"
+    --units $LANG_DIR/units.txt "${AUX[@]}" --exp-dir $exp/base --resume --no-progress "${init[@]}" \
+    train.device="$device" "${AUX_WEIGHT[@]}"
   touch $exp/.base.done
 fi
 
@@ -194,7 +216,8 @@ if step 5 $exp/.adapt.done; then
       done
     fi
     for model in $models; do
-      LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses BEAM=$beam_size "$TEMPLATE/decode_score.sh" "$model" \
+      RESCORE_N=$rescore_nbest LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses BEAM=$beam_size \
+        "$TEMPLATE/decode_score.sh" "$model" \
         "$data/$set" "$(dirname "$model")/decode_$set" "$LANG_DIR/lm3.json" "$data/valid" "${lexicon_opt[@]}"
     done
     for dir in "${as_base[@]}"; do
