@@ -155,6 +155,17 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_search_args(p: argparse.ArgumentParser) -> None:
+    """The beam search's options (decode, nbest) and where the network runs."""
+    p.add_argument("--beam", type=int, default=10, help="beam size")
+    p.add_argument("--lm", type=Path, help="word n-gram LM (JSON from train-lm)")
+    p.add_argument("--lm-weight", type=float, default=0.5)
+    p.add_argument("--word-bonus", type=float, default=0.0, help="score added per word (offsets the LM's cost)")
+    p.add_argument("--lexicon", type=Path, help="allowed words (first column of each line)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+
+
 def cmd_train_lm(args: argparse.Namespace) -> int:
     from speechmeta.lm import NgramLM
     from speechmeta.scoring import read_text
@@ -280,13 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="data dir with features")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--method", choices=["greedy", "beam"], default="greedy")
-    p.add_argument("--beam", type=int, default=10, help="beam size")
-    p.add_argument("--lm", type=Path, help="word n-gram LM (JSON from train-lm)")
-    p.add_argument("--lm-weight", type=float, default=0.5)
-    p.add_argument("--word-bonus", type=float, default=0.0, help="score added per word (offsets the LM's cost)")
-    p.add_argument("--lexicon", type=Path, help="allowed words (first column of each line)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    add_search_args(p)
     p.add_argument("--profile", type=Path, help="speaker profile (speechmeta adapt) to decode with")
 
     p = add("train-lm", cmd_train_lm, "train a word n-gram LM on transcripts",

@@ -48,6 +48,8 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
 
 def register(add) -> None:
+    from speechmeta.cli import add_search_args
+
     p = add("nbest", cmd_nbest, "N-best lists of both CTC heads of a model, for rescoring",
             "First pass of two-pass decoding, for a model trained with --aux-units: each head's prefix beam search "
             "(LM, lexicon, weights as in decode) lists its N best word sequences; the pooled hypotheses, with "
@@ -56,13 +58,7 @@ def register(add) -> None:
     p.add_argument("--data", type=Path, required=True, help="data dir with features")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--n", type=int, default=50, help="hypotheses kept from each head's search")
-    p.add_argument("--beam", type=int, default=10, help="beam size")
-    p.add_argument("--lm", type=Path, help="word n-gram LM (JSON from train-lm)")
-    p.add_argument("--lm-weight", type=float, default=0.5, help="the searches' LM weight")
-    p.add_argument("--word-bonus", type=float, default=0.0, help="the searches' word bonus")
-    p.add_argument("--lexicon", type=Path, help="allowed words (first column of each line)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    add_search_args(p)
 
     p = add("rescore", cmd_rescore, "pick each utterance's best hypothesis of an N-best file",
             "Second pass: each hypothesis of NBEST (speechmeta nbest) is scored (1 - a) * main head CTC + a * "
