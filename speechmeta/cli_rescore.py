@@ -34,8 +34,10 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
     test = read_nbest(args.nbest)
     if args.tune_nbest:
-        (a, w, b), lines = tune(read_nbest(args.tune_nbest), args.aux_weights, args.lm_weights, args.word_bonuses)
-        lines.append(f"best on {args.tune_nbest}: aux_weight={a} lm_weight={w} word_bonus={b}")
+        (a, w, b), lines = tune(read_nbest(args.tune_nbest), args.aux_weights, args.lm_weights, args.word_bonuses,
+                                args.tune_metric)
+        lines.append(f"best on {args.tune_nbest} (dev {args.tune_metric}): aux_weight={a} lm_weight={w} "
+                     f"word_bonus={b}")
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_lines(args.out / "rescore_tuning.txt", lines)
         print(lines[-1])
@@ -63,11 +65,13 @@ def register(add) -> None:
     p = add("rescore", cmd_rescore, "pick each utterance's best hypothesis of an N-best file",
             "Second pass: each hypothesis of NBEST (speechmeta nbest) is scored (1 - a) * main head CTC + a * "
             "auxiliary head CTC + w * LM + b * words. With --tune-nbest (a development set's N-best file) every "
-            "combination of the weight lists is tried there and the lowest dev WER (then CER) is used, listed in "
+            "combination of the weight lists is tried there and the lowest dev WER (then CER; or CER then WER: "
+            "--tune-metric cer) is used, listed in "
             "OUT/rescore_tuning.txt; otherwise the first of each list. Writes OUT/hyp.txt and OUT/ref.txt.")
     p.add_argument("--nbest", type=Path, required=True, help="nbest.json to rescore")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--tune-nbest", type=Path, help="a development set's nbest.json to choose the weights on")
+    p.add_argument("--tune-metric", choices=["wer", "cer"], default="wer", help="what the weights minimize on it")
     p.add_argument("--aux-weights", type=float, nargs="+", default=[0.3], help="auxiliary head weights a")
     p.add_argument("--lm-weights", type=float, nargs="+", default=[0.5], help="LM weights w")
     p.add_argument("--word-bonuses", type=float, nargs="+", default=[0.0], help="word bonuses b")

@@ -98,17 +98,20 @@ def rescore(lists: dict[str, list[list]], aux_weight: float, lm_weight: float, w
     return {utt: max(hyps, key=total)[0] for utt, hyps in lists.items()}
 
 
-def tune(dev: dict, aux_weights: list[float], lm_weights: list[float], word_bonuses: list[float]
-         ) -> tuple[tuple[float, float, float], list[str]]:
-    """The weights with the lowest WER on a development set's N-best file (ties: lower CER, then the grid's
-    order), and one line per setting tried."""
+def tune(dev: dict, aux_weights: list[float], lm_weights: list[float], word_bonuses: list[float],
+         metric: str = "wer") -> tuple[tuple[float, float, float], list[str]]:
+    """The weights with the lowest WER (or CER: `metric`) on a development set's N-best file (ties: the other rate,
+    then the grid's order), and one line per setting tried."""
+    if metric not in ("wer", "cer"):
+        raise ValueError(f"the tuning metric must be wer or cer, not '{metric}'")
+    other = "cer" if metric == "wer" else "wer"
     lines, best, best_key = [], None, None
     for a, w, b in itertools.product(aux_weights, lm_weights, word_bonuses):
         result = score(dev["refs"], rescore(dev["nbest"], a, w, b))
         lines.append(f"aux_weight={a} lm_weight={w} word_bonus={b} dev_wer={result['wer']:.4f} "
                      f"dev_cer={result['cer']:.4f}")
-        if best_key is None or (result["wer"], result["cer"]) < best_key:
-            best, best_key = (a, w, b), (result["wer"], result["cer"])
+        if best_key is None or (result[metric], result[other]) < best_key:
+            best, best_key = (a, w, b), (result[metric], result[other])
     return best, lines
 
 

@@ -51,6 +51,13 @@ def test_tune_picks_the_lowest_dev_wer_and_lists_every_setting():
     assert len(lines) == 4 and lines[0] == "aux_weight=0.0 lm_weight=0.0 word_bonus=0.0 dev_wer=0.5000 dev_cer=0.2308"
     assert best == (0.5, 0.0, 0.0)  # the first setting with both utterances right
     assert "dev_wer=0.0000 dev_cer=0.0000" in lines[2]
+    # by WER one word-level error beats three cheap ones; by CER the other way round
+    split = {"refs": {"u1": "THE CATALOGUE"}, "nbest": {"u1": [["THEE CATALOGS", -1.0, -1.0, 0.0],
+                                                            ["THE CAT A LOGUE", -2.0, -0.5, 0.0]]}}
+    assert tune(split, [0.0, 1.0], [0.0], [0.0])[0] == (0.0, 0.0, 0.0)
+    assert tune(split, [0.0, 1.0], [0.0], [0.0], "cer")[0] == (1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="must be wer or cer"):
+        tune(dev, [0.0], [0.0], [0.0], "ser")
 
 
 @pytest.fixture(scope="module")
