@@ -38,6 +38,7 @@ from speechmeta.fileio import atomic_write_lines, atomic_write_text
 from speechmeta.model.beam_search import BeamSearch
 from speechmeta.profile import file_sha256
 from speechmeta.scoring import score, write_report
+from speechmeta.train import model_data
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,7 @@ def read_lists(path: Path) -> dict[str, list[str]]:
 
 
 def open_data(ad: Adapter, data_dir: Path) -> UttData:
-    stats = ad.state.get("cmvn_global")
-    return UttData(data_dir, ad.tokenizer, ad.cfg.cmvn, global_stats=stats.numpy() if stats is not None else None,
-                   fbank=ad.cfg.fbank)
+    return model_data(data_dir, ad.tokenizer, ad.cfg, ad.state)
 
 
 def decode_speaker(ad: Adapter, fast, data: UttData, utts: list[str], search: BeamSearch | None = None,

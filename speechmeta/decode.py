@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 
 from speechmeta.adapt import apply_profile
-from speechmeta.data.dataset import MAX_FRAMES, UttData, length_batches
+from speechmeta.data.dataset import MAX_FRAMES, length_batches
 from speechmeta.data.phone_tokenizer import Tokenizer
 from speechmeta.fileio import atomic_write_lines
 from speechmeta.lm import NgramLM
 from speechmeta.model.beam_search import BeamSearch
 from speechmeta.model.ctc import greedy_decode
-from speechmeta.train import autocast, load_model, resolve_device
+from speechmeta.train import autocast, load_model, model_data, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,7 @@ def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greed
         info = apply_profile(model, model_path, profile)
         log.info("speaker profile %s: %s adaptation to %s from %d utterance(s)", profile, info.get("method"),
                  info.get("spk"), info.get("k", 0))
-    stats = state.get("cmvn_global")
-    data = UttData(data_dir, tokenizer, cfg.cmvn, global_stats=stats.numpy() if stats is not None else None,
-                   fbank=cfg.fbank)
+    data = model_data(data_dir, tokenizer, cfg, state)
     data.check_length(data.utts, max_frames)
     search = None
     if method == "beam":

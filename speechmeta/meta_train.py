@@ -43,7 +43,7 @@ from speechmeta.meta.inner import adapt, ctc_task_loss
 from speechmeta.model.adapt_params import adapted_names, attach_speaker_params, split_params
 from speechmeta.model.ctc import ctc_loss, greedy_decode
 from speechmeta.scoring import score
-from speechmeta.train import leave_out_unusable, load_model, resolve_device, rng_state, set_rng_state
+from speechmeta.train import leave_out_unusable, load_model, model_data, resolve_device, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 OUTER_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -143,10 +143,8 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     if "meta" in state and state["meta"]["param_set"] == mc.param_set:  # continue from an earlier meta model
         model.load_state_dict(state["model"])
     names = adapted_names(model, mc.param_set)
-    stats = state.get("cmvn_global")
-    stats = stats.numpy() if stats is not None else None
-    train_data = UttData(train_dir, tokenizer, base_cfg.cmvn, global_stats=stats, fbank=base_cfg.fbank)
-    valid_data = UttData(valid_dir, tokenizer, base_cfg.cmvn, global_stats=stats, fbank=base_cfg.fbank)
+    train_data = model_data(train_dir, tokenizer, base_cfg, state)
+    valid_data = model_data(valid_dir, tokenizer, base_cfg, state)
     leave_out_unusable([train_data, valid_data], cfg.train.max_frames, exp_dir, write=rank == 0)
     tasks = SpeakerTasks(_spk2utt(train_data), mc.shots, mc.query, mc.speakers_per_batch, mc.seed)
     for spk, why in tasks.skipped.items():

@@ -21,13 +21,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from speechmeta.data.dataset import MAX_FRAMES, UttData, length_batches
+from speechmeta.data.dataset import MAX_FRAMES, length_batches
 from speechmeta.data.phone_tokenizer import Tokenizer, tokenizer_from_dict
 from speechmeta.decode import BeamOptions
 from speechmeta.fileio import atomic_write_lines, atomic_write_text
 from speechmeta.lm import NgramLM
 from speechmeta.scoring import score
-from speechmeta.train import autocast, load_model, resolve_device
+from speechmeta.train import autocast, load_model, model_data, resolve_device
 
 log = logging.getLogger(__name__)
 FIELDS = ("words", "ctc", "aux_ctc", "lm")  # one hypothesis of an N-best list
@@ -53,9 +53,7 @@ def nbest_lists(model_path: Path, data_dir: Path, options: BeamOptions, n: int, 
         raise ValueError(f"{model_path} has no auxiliary CTC head to rescore with (train it with --aux-units)")
     aux = tokenizer_from_dict(state["aux_tokenizer"])
     dev = resolve_device(device)
-    stats = state.get("cmvn_global")
-    data = UttData(data_dir, tokenizer, cfg.cmvn, global_stats=stats.numpy() if stats is not None else None,
-                   fbank=cfg.fbank)
+    data = model_data(data_dir, tokenizer, cfg, state)
     data.check_length(data.utts, max_frames)
     searches = (options.search(tokenizer), options.search(aux))
     lm = NgramLM.load(options.lm) if options.lm else None

@@ -302,6 +302,14 @@ def write_average(exp_dir: Path, last_n: int) -> Path:
     return exp_dir / "average.pt"
 
 
+def model_data(data_dir: str | os.PathLike, tokenizer: Tokenizer, cfg: Config, state: dict) -> UttData:
+    """A data dir's utterances as a model from `load_model` reads them: its CMVN mode and filterbank, with training's
+    global statistics."""
+    stats = state.get("cmvn_global")
+    return UttData(data_dir, tokenizer, cfg.cmvn, global_stats=stats.numpy() if stats is not None else None,
+                   fbank=cfg.fbank)
+
+
 def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[ConformerCTC, Tokenizer, Config, dict]:
     """A trained model ready for decoding: (model in eval mode, tokenizer, config, checkpoint state). A meta-trained
     model comes with the speaker parameters (LHUC, adapters) its rule adapts."""
