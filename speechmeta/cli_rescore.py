@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
-
-log = logging.getLogger("speechmeta")
 
 
 def cmd_nbest(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -29,7 +28,6 @@ from speechmeta.lm import NgramLM
 from speechmeta.scoring import score
 from speechmeta.train import autocast, load_model, model_data, resolve_device
 
-log = logging.getLogger(__name__)
 FIELDS = ("words", "ctc", "aux_ctc", "lm")  # one hypothesis of an N-best list
 
 
