@@ -321,10 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from speechmeta.checkpoint import CheckpointError
-    from speechmeta.config import ConfigError
+    # Every error a user can cause is a ValueError (DataDirError, AudioError, ConfigError, CheckpointError,
+    # ProfileError...); only AudioError's hint needs its class. Importing no more keeps torch out of the commands
+    # that do not use it (score, validate-data, report...): a recipe calls them many times.
     from speechmeta.data.audio import AudioError
-    from speechmeta.data.datadir import DataDirError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging()
     try:
         return args.func(args)
-    except (DataDirError, AudioError, ConfigError, CheckpointError, OSError, ValueError) as e:
+    except (OSError, ValueError) as e:
         if os.environ.get("SPEECHMETA_DEBUG"):
             raise
         hint = "\n(--skip-bad skips such utterances, listing them in bad_utts.txt)" if isinstance(e, AudioError) else ""
