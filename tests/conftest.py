@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: tiny data dirs with generated audio, a tiny trained model, the path to the real corpora
-in ../shared/data, and the kill-and-compare tools of the fault tests (also used by benchmarks/faults.py)."""
+in ../shared/data, the kill-and-compare tools of the fault tests (also used by benchmarks/faults.py), and the order
+the tests run in."""
 
 from __future__ import annotations
 
@@ -19,6 +20,17 @@ from speechmeta.data.datadir import write_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPEECHMETA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+# The end-to-end recipe runs take minutes each; `make test` runs the suite on two workers (pytest-xdist), which take
+# tests in collection order, so these start first and the short tests fill in beside them.
+LONG_FIRST = ("test_synth_recipe_all_stages_then_rerun_skips_them", "test_recipes.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, name in enumerate(LONG_FIRST) if name in item.nodeid), len(LONG_FIRST))
+    items.sort(key=rank)  # stable: the rest keeps its order
 
 
 def shared_corpus(relative: str) -> Path:
