@@ -80,3 +80,17 @@ def test_user_errors_are_messages_not_tracebacks(make_data_dir):
     assert "--skip-bad" in out.stderr
     out = run("compute-feats", str(d), "--no-progress", "fbank.num_mel_bins=lots")
     assert out.returncode == 1 and "fbank.num_mel_bins: expected int" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_commands_that_need_no_model_start_without_torch(make_data_dir, tmp_path):
+    """A recipe calls score and validate-data many times: importing torch would cost each call seconds."""
+    d = make_data_dir()
+    (tmp_path / "hyp").write_text((d / "text").read_text())
+    code = ("import sys; from speechmeta.cli import main; "
+            f"assert main(['validate-data', {str(d)!r}]) == 0; "
+            f"assert main(['score', '--ref', {str(d / 'text')!r}, '--hyp', {str(tmp_path / 'hyp')!r}, "
+            f"'--out', {str(tmp_path / 'score')!r}]) == 0; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "False" and (tmp_path / "score" / "wer.json").is_file()
