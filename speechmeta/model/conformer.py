@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout
+
 SIZES = {  # d_model, layers, heads, conv kernel, feed-forward multiplier
     "tiny": dict(d_model=64, num_layers=2, num_heads=2, conv_kernel=15, ff_mult=2),
     "small": dict(d_model=144, num_layers=6, num_heads=4, conv_kernel=15, ff_mult=4),
@@ -100,7 +102,7 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.up = nn.Linear(d_model, d_model * mult)
         self.down = nn.Linear(d_model * mult, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.down(self.dropout(F.silu(self.up(self.norm(x))))))
@@ -121,7 +123,7 @@ class SelfAttention(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, frames, d_model = x.shape
@@ -148,7 +150,7 @@ class ConvModule(nn.Module):
         self.depthwise = nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2, groups=d_model)
         self.conv_norm = nn.LayerNorm(d_model)
         self.pointwise2 = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = F.glu(self.pointwise1(self.norm(x)), dim=-1)
@@ -202,7 +204,7 @@ class ConformerCTC(nn.Module):
         d_model = shape["d_model"]
         self.cfg, self.vocab_size = cfg, vocab_size
         self.subsampling = Subsampling(cfg.num_mel_bins, d_model, shape["subsampling_channels"])
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             ConformerBlock(d_model, shape["num_heads"], shape["conv_kernel"], shape["ff_mult"], cfg.dropout)
             for _ in range(shape["num_layers"])
