@@ -182,7 +182,9 @@ def train(cfg: Config, train_dir: Path, valid_dir: Path, units: Path, exp_dir: P
     valid_utts = valid_data.utts[::step_every][: tc.valid_max_utts]
 
     model = ConformerCTC(cfg.model, len(tokenizer), len(aux_tokenizer) if aux_tokenizer else 0).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    # fused: one kernel over all tensors, 4.6x faster on a 2-core CPU than the default per-tensor loop (26.6 ms for
+    # `small`; its training step 1.05x faster, benchmarks/dropout_adamw.py); the same updates within 5e-8
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(tc.warmup_steps))
     epoch, done_in_epoch, step, skipped, loss_sum, loss_batches = 1, 0, 0, 0, 0.0, 0
     last = latest(exp_dir) if resume else None
