@@ -15,8 +15,9 @@ def cmd_nbest(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     options = BeamOptions(args.lm, args.lexicon, args.lm_weight, args.word_bonus, args.beam)
-    lists, refs = nbest_lists(args.model, args.data, options, args.n, args.device)
-    setup = {"model": str(args.model), "data": str(args.data), "n": args.n, **options.describe()}
+    lists, refs = nbest_lists(args.model, args.data, options, args.n, args.device, second_model=args.second_model)
+    setup = {"model": str(args.model), "data": str(args.data), "n": args.n, **options.describe(),
+             **({"second_model": str(args.second_model)} if args.second_model else {})}
     args.out.mkdir(parents=True, exist_ok=True)
     write_nbest(args.out / "nbest.json", lists, refs, setup)
     sizes = [len(h) for h in lists.values()]
@@ -49,11 +50,17 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 def register(add) -> None:
     from speechmeta.cli import add_search_args
 
-    p = add("nbest", cmd_nbest, "N-best lists of both CTC heads of a model, for rescoring",
-            "First pass of two-pass decoding, for a model trained with --aux-units: each head's prefix beam search "
-            "(LM, lexicon, weights as in decode) lists its N best word sequences; the pooled hypotheses, with "
-            "their CTC log-likelihoods under both heads and their LM log-probability, go to OUT/nbest.json.")
-    p.add_argument("--model", type=Path, required=True, help="checkpoint with an auxiliary head")
+    p = add("nbest", cmd_nbest, "N-best lists of two CTC heads (of one model, or of two models), for rescoring",
+            "First pass of two-pass decoding, for a model trained with --aux-units, or for two models trained on the "
+            "same features with different units (--second-model; e.g. phones and characters): each head's prefix "
+            "beam search (LM, lexicon, weights as in decode) lists its N best word sequences; the pooled "
+            "hypotheses, with their CTC log-likelihoods under both heads and their LM log-probability, go to "
+            "OUT/nbest.json. The second model's head takes the auxiliary head's place in rescore.")
+    p.add_argument("--model", type=Path, required=True,
+                   help="checkpoint (with an auxiliary head, unless --second-model is given)")
+    p.add_argument("--second-model", type=Path,
+                   help="a second checkpoint whose head is the second head (the model's own auxiliary head is "
+                        "then not used)")
     p.add_argument("--data", type=Path, required=True, help="data dir with features")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--n", type=int, default=50, help="hypotheses kept from each head's search")

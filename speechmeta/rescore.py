@@ -2,6 +2,8 @@
 
 A model trained with `--aux-units` spells its transcripts in two unit sets on one encoder (phones and characters, say),
 and the two err differently: a phone model writes whole wrong words from the lexicon, a character model misspells.
+The second unit set can also come from a second model (`--second-model`: trained apart on the same features, e.g. the
+character model beside the phone model); its head then plays the auxiliary head's part below.
 First pass: each head's prefix beam search (LM, lexicon) lists its N best word sequences; the lists are pooled.
 Second pass: each pooled hypothesis gets its exact CTC log-likelihood under both heads, and the best by
 
@@ -43,16 +45,22 @@ def sequence_log_likelihoods(log_probs: torch.Tensor, tokenizer: Tokenizer, text
 
 
 def nbest_lists(model_path: Path, data_dir: Path, options: BeamOptions, n: int, device: str = "cpu",
-                max_frames: int = MAX_FRAMES) -> tuple[dict[str, list[list]], dict[str, str]]:
+                max_frames: int = MAX_FRAMES, second_model: Path | None = None
+                ) -> tuple[dict[str, list[list]], dict[str, str]]:
     """(utt -> its pooled hypotheses, each [words, log P_ctc of the main head, of the aux head, log P_lm with </s>];
-    utt -> its normalized transcript)."""
+    utt -> its normalized transcript). The aux head: the model's own, or `second_model`'s head."""
     model, tokenizer, cfg, state = load_model(model_path, device)
-    if model.aux_head is None:
-        raise ValueError(f"{model_path} has no auxiliary CTC head to rescore with (train it with --aux-units)")
-    aux = tokenizer_from_dict(state["aux_tokenizer"])
     dev = resolve_device(device)
     data = model_data(data_dir, tokenizer, cfg, state)
     data.check_length(data.utts, max_frames)
+    if second_model is None:
+        if model.aux_head is None:
+            raise ValueError(f"{model_path} has no auxiliary CTC head to rescore with (train it with --aux-units, "
+                             "or give a second model with --second-model)")
+        aux = tokenizer_from_dict(state["aux_tokenizer"])
+    else:
+        other, aux, other_cfg, other_state = load_model(second_model, device)
+        other_data = model_data(data_dir, aux, other_cfg, other_state)  # the same features, its own CMVN
     searches = (options.search(tokenizer), options.search(aux))
     lm = NgramLM.load(options.lm) if options.lm else None
     lists: dict[str, list[list]] = {}
@@ -61,9 +69,14 @@ def nbest_lists(model_path: Path, data_dir: Path, options: BeamOptions, n: int, 
             batch = data.batch(utts)
             with autocast(dev):
                 encoded, lens, _ = model.encode(batch["feats"].to(dev), batch["feat_lens"].to(dev))
-                heads = (model.head(encoded).log_softmax(dim=-1), model.aux_log_probs(encoded))
+                heads = [(model.head(encoded).log_softmax(dim=-1), lens)]
+                if second_model is None:
+                    heads.append((model.aux_log_probs(encoded), lens))
+                else:
+                    other_batch = other_data.batch(utts)
+                    heads.append(other(other_batch["feats"].to(dev), other_batch["feat_lens"].to(dev)))
             for b, utt in enumerate(utts):
-                frames = [h[b, : int(lens[b])].float().cpu() for h in heads]
+                frames = [lp[b, : int(lp_lens[b])].float().cpu() for lp, lp_lens in heads]
                 pooled = dict.fromkeys(" ".join(words) for search, lp in zip(searches, frames, strict=True)
                                        for _, words in search.nbest(lp.numpy(), n))
                 texts = list(pooled)

@@ -102,3 +102,27 @@ def test_nbest_then_rescore_tuned_on_dev(aux_model, tmp_path):
     hyp = dict(line.partition(" ")[::2] for line in (tmp_path / "r" / "hyp.txt").read_text().splitlines())
     assert sorted(hyp) == sorted(test_utts)
     assert all(hyp[u] in {h[0] for h in nbest["nbest"][u]} for u in test_utts)
+
+
+def test_nbest_with_a_second_model(aux_model, tmp_path):
+    """--second-model: the second column is that model's CTC log-likelihood, not the first model's auxiliary head."""
+    from speechmeta.train import load_model, model_data
+
+    out = aux_model
+    first, second = out / "mt" / "average.pt", out / "base" / "average.pt"  # the first has an aux head: unused
+    r = subprocess.run(cli("nbest", "--model", first, "--second-model", second, "--data", out / "test", "--out",
+                           tmp_path, "--n", 3, "--beam", 4), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = json.loads((tmp_path / "nbest.json").read_text())
+    assert got["setup"]["second_model"] == str(second)
+    assert sorted(got["nbest"]) == sorted(DataDir.load(out / "test").utts)
+    for column, path in ((1, first), (2, second)):
+        model, tokenizer, cfg, state = load_model(path)
+        data = model_data(out / "test", tokenizer, cfg, state)
+        for utt in sorted(got["nbest"])[:3]:
+            batch = data.batch([utt])
+            with torch.no_grad():
+                log_probs, lens = model(batch["feats"], batch["feat_lens"])
+            texts = [h[0] for h in got["nbest"][utt]]
+            want = sequence_log_likelihoods(log_probs[0, : int(lens[0])], tokenizer, texts)
+            assert [h[column] for h in got["nbest"][utt]] == pytest.approx(want, abs=1e-3)
