@@ -21,7 +21,6 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 from common import random_batch
 from train_step import step_seconds
 
