@@ -74,6 +74,7 @@ class MetaConfig:
     query: int = 5  # query utterances per speaker
     specaug: bool = False  # SpecAugment masks (the specaug section) on support and query utterances, as in training
     task_warp: float = 0.0  # e.g. 0.1: each task a new voice, its utterances' mel axes warped by one factor (VTLP)
+    dropout: bool = True  # the model's dropout on in meta-training; false: off, as when adapting to a new speaker
     meta_steps: int = 200
     grad_clip: float = 5.0
     checkpoint_every: int = 50

@@ -139,7 +139,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
     random.seed(mc.seed)
 
     model, tokenizer, base_cfg, state = load_model(base)
-    model = attach_speaker_params(model, mc.param_set, mc.adapter_dim).to(device).train()
+    model = attach_speaker_params(model, mc.param_set, mc.adapter_dim).to(device).train(mc.dropout)
     if "meta" in state and state["meta"]["param_set"] == mc.param_set:  # continue from an earlier meta model
         model.load_state_dict(state["model"])
     names = adapted_names(model, mc.param_set)
@@ -196,7 +196,7 @@ def meta_train(cfg: Config, base: Path, train_dir: Path, valid_dir: Path, exp_di
         fast, frozen = split_params(model, names)
         scores = query_scores(model.eval(), fast, frozen, {n: v.detach() for n, v in lrs.items()}, eval_set,
                               valid_data, mc, device)
-        model.train()
+        model.train(mc.dropout)
         return {"step": step, **scores, "gain": scores["query_loss_before"] - scores["query_loss_after"],
                 "seconds": round(time.time() - began, 1)}
 

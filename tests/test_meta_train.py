@@ -257,3 +257,30 @@ def test_sgd_outer_step_is_linear_in_the_rate_and_sized_by_the_gradient(base, tm
     assert ((moved - 1e-3).abs() < 1e-6).float().mean() > 0.9  # ... where Adam's first step is the rate for nearly all
     with pytest.raises(ValueError, match="outer_optimizer"):
         change("bad", "meta.outer_optimizer=rmsprop")
+
+
+@pytest.mark.parametrize("dropout", [True, False])
+def test_meta_dropout_sets_the_mode_of_every_meta_step(base, tmp_path, monkeypatch, dropout):
+    """meta.dropout=false meta-trains with the model's dropout off, as adaptation to a new speaker runs; the
+    evaluations between meta-steps (eval mode) leave the mode as it was."""
+    import speechmeta.meta_train as mt
+
+    models, modes = [], []
+    real_loss, real_sum = mt.ctc_task_loss, mt.task_gradient_sum
+
+    def loss_spy(model, *args, **kwargs):
+        models.append(model)
+        return real_loss(model, *args, **kwargs)
+
+    def sum_spy(*args, **kwargs):
+        modes.append({m.training for m in models[-1].modules()})
+        return real_sum(*args, **kwargs)
+
+    monkeypatch.setattr(mt, "ctc_task_loss", loss_spy)
+    monkeypatch.setattr(mt, "task_gradient_sum", sum_spy)
+    cfg = load_config(overrides=["model.size=tiny", "meta.param_set=lhuc", "meta.meta_steps=2",
+                                 "meta.speakers_per_batch=2", "meta.shots=2", "meta.query=2", "meta.inner_steps=1",
+                                 "meta.eval_every=1", "meta.eval_tasks=1", "meta.checkpoint_every=0",
+                                 "meta.device=cpu", "meta.keep=last", f"meta.dropout={str(dropout).lower()}"])
+    meta_train(cfg, base / "base" / "average.pt", base / "train", base / "test", tmp_path, progress=False)
+    assert modes == [{dropout}, {dropout}]
