@@ -4,12 +4,14 @@
 The same step (forward, F.ctc_loss, backward, AdamW) four ways: torch's `nn.Dropout` and AdamW's default per-tensor
 loop (speechmeta before 2026-12-07), each of speechmeta's two changes alone (`speechmeta.model.dropout.Dropout`,
 `AdamW(fused=True)`), and both (what `speechmeta train` runs). The first is the reference; speed-ups are against it.
-Also times the dropout masks alone on one feed-forward activation, and checks that the four models start equal.
+Also times the dropout masks alone on one feed-forward activation, checks that the four models start equal, and
+with --meta times one speaker's FOMAML meta-gradient (all weights adapting, dropout on, as meta-training runs it:
+`autograd_gradient`) with either dropout.
 
 Prints JSON. The variants are interleaved over `--repeats` rounds (the median is reported) so that load on a shared
 machine hits them alike.
   python benchmarks/dropout_adamw.py [--size small] [--channels 32] [--utts 8] [--frames 310] [--threads 2]
-      [--repeats 5] [--steps 3]
+      [--repeats 5] [--steps 3] [--meta]
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import torch
 from common import random_batch
 from train_step import step_seconds
 
+from speechmeta.meta.algorithms import autograd_gradient
+from speechmeta.meta.inner import ctc_task_loss
+from speechmeta.model.adapt_params import adapted_names, split_params
 from speechmeta.model.conformer import ConformerCTC, ModelConfig
 from speechmeta.model.dropout import Dropout
 
@@ -47,6 +52,17 @@ def build(args, ours: bool, fused: bool) -> tuple[torch.nn.Module, torch.optim.O
     return model, torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused)
 
 
+def meta_seconds(model: torch.nn.Module, support: dict, query: dict, steps: int) -> float:
+    """One speaker's FOMAML meta-gradient, 3 inner steps, all weights adapting, the model in train mode."""
+    fast, frozen = split_params(model, adapted_names(model, "all"))
+    loss = ctc_task_loss(model, frozen)
+    lrs = {k: torch.tensor(0.03) for k in fast}
+    start = time.perf_counter()
+    for _ in range(steps):
+        autograd_gradient("fomaml", loss, fast, lrs, support, query, 3)
+    return (time.perf_counter() - start) / steps
+
+
 def mask_ms(drop: torch.nn.Module, x: torch.Tensor, repeats: int = 50) -> float:
     for _ in range(3):
         drop(x)
@@ -66,6 +82,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=3, help="optimizer steps timed per round")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--meta", action="store_true", help="also one speaker's meta-gradient (5 support, 10 query)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
@@ -82,6 +99,18 @@ def main() -> int:
     results = [{"variant": name, "seconds_per_step": round(statistics.median(times), 4),
                 "speedup_vs_first": round(reference / statistics.median(times), 3)}
                for name, (_, _, times) in runs.items()]
+    meta = {}
+    if args.meta:  # the demo's tasks: 5 support and 10 query utterances
+        support, query = (random_batch(n, args.frames, seed=n, device=device) for n in (5, 10))
+        models = {"torch nn.Dropout": build(args, False, False)[0], "speechmeta Dropout": build(args, True, False)[0]}
+        times = {name: [] for name in models}
+        for model in models.values():
+            meta_seconds(model, support, query, 1)
+        for _ in range(args.repeats):
+            for name, model in models.items():
+                times[name].append(meta_seconds(model, support, query, 1))
+        meta = {name: round(statistics.median(v), 4) for name, v in times.items()}
+        meta["speedup"] = round(meta["torch nn.Dropout"] / meta["speechmeta Dropout"], 3)
     d_model = ModelConfig(size=args.size).resolved()["d_model"]
     hidden = torch.randn(args.utts, args.frames // 4, 4 * d_model)  # a feed-forward module's inner activation
     masks = {"torch nn.Dropout": mask_ms(torch.nn.Dropout(args.dropout).train(), hidden),
@@ -93,6 +122,7 @@ def main() -> int:
                                            **{k: round(v, 3) for k, v in masks.items()},
                                            "speedup": round(masks["torch nn.Dropout"] / masks["speechmeta Dropout"],
                                                             2)},
+                      **({"meta_gradient_seconds": meta} if meta else {}),
                       "machine": f"{platform.machine()}, {torch.backends.cpu.get_cpu_capability()}",
                       "torch": torch.__version__}, indent=1))
     return 0
