@@ -155,6 +155,18 @@ def test_synth_recipe_all_stages_then_rerun_skips_them(tmp_path):
     assert "tuned for another setup; tuning again" in plain.stdout
     assert "lexicon=none " in tuning.read_text().splitlines()[0]
 
+    # Two-pass decoding with a second model's head (the base model has no auxiliary head of its own).
+    second = tmp_path / "exp" / "meta_fomaml" / "meta.pt"
+    env.update(RESCORE_N="2", RESCORE_SECOND_MODEL=str(second), RESCORE_AUX_WEIGHTS="0.0 0.5")
+    two = subprocess.run(["bash", str(REPO / "recipes" / "TEMPLATE" / "decode_score.sh"),
+                          str(tmp_path / "exp" / "base" / "average.pt"), str(data / "test"), str(tmp_path / "two"),
+                          str(data / "lang_char" / "lm3.json"), str(data / "valid")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    for nbest in ("nbest", "nbest_dev"):
+        assert json.loads((tmp_path / "two" / nbest / "nbest.json").read_text())["setup"]["second_model"] == str(second)
+    assert "rescore: %WER" in two.stdout and (tmp_path / "two" / "rescore" / "score" / "wer.json").is_file()
+
 
 def test_second_run_on_the_same_exp_is_refused(tmp_path):
     (tmp_path / "exp").mkdir()
@@ -272,7 +284,8 @@ def test_phone_units_from_a_lexicon_through_all_stages(tmp_path):
                          (["--beam-size", "0"], "--beam-size must be a positive number"),
                          (["--lm-smoothing", "kn"], "--lm-smoothing must be witten_bell or kneser_ney"),
                          (["--aux-units", "phone"], "--aux-units must differ from --units"),
-                         (["--aux-units", ""], "--rescore-nbest needs --aux-units")]:
+                         (["--aux-units", ""], "--rescore-nbest needs --aux-units or --rescore-model"),
+                         (["--rescore-model", str(tmp_path / "no.pt")], f"--rescore-model {tmp_path}/no.pt: no such")]:
         r = run_recipe("custom", tmp_path, *opts, *bad, "--stop-stage", "0")
         assert r.returncode == 1 and message in r.stderr, r.stderr
         assert not (tmp_path / "data").exists()

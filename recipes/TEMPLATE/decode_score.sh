@@ -13,6 +13,8 @@
 # the tuned weights, list their RESCORE_N best on the dev and test dirs (speechmeta nbest), and the pooled lists are
 # rescored with the auxiliary head's weight (RESCORE_AUX_WEIGHTS, default "0.0 0.2 0.4 0.6"), the LM weight and the
 # word bonus chosen on the dev dir's lists over the same grid (speechmeta rescore): OUT_DIR/rescore/.
+# RESCORE_SECOND_MODEL (environment): the second head is that model's (speechmeta nbest --second-model: another model
+# trained on the same features, e.g. a character model beside a phone model); MODEL then needs no auxiliary head.
 set -euo pipefail
 model=$1; test_dir=$2; out=$3; lm=$4; dev_dir=$5; lexicon=${6:-}
 lexicon_opt=()
@@ -65,6 +67,11 @@ methods="greedy beam"
 if [ "${RESCORE_N:-0}" -gt 0 ]; then
   nbest_opts=(--n "$RESCORE_N" --beam "$beam" --lm "$lm" --lm-weight "$weight" --word-bonus "$bonus" "${lexicon_opt[@]}")
   dev_nbest=$tuning_dir/nbest_n${RESCORE_N}_w${weight}_b${bonus}  # the searches' weights are the tuned ones
+  if [ -n "${RESCORE_SECOND_MODEL:-}" ]; then  # lists of two models: made anew each time (the cache is one model's)
+    nbest_opts+=(--second-model "$RESCORE_SECOND_MODEL")
+    dev_nbest=$out/nbest_dev
+    rm -f "$dev_nbest/nbest.json"
+  fi
   [ -f "$dev_nbest/nbest.json" ] || speechmeta nbest --model "$model" --data "$dev_dir" --out "$dev_nbest" \
     "${nbest_opts[@]}" > /dev/null
   speechmeta nbest --model "$model" --data "$test_dir" --out "$out/nbest" "${nbest_opts[@]}" --threads 1

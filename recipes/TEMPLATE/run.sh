@@ -44,6 +44,8 @@ aux_units=${aux_units:-}                        # char or phone (not --units): a
 aux_ctc_weight=${aux_ctc_weight:-0.3}           # its share of the training loss (train.aux_ctc_weight)
 rescore_nbest=${rescore_nbest:-0}               # N > 0 (with --aux-units): stage 5 also decodes in two passes,
                                                 # each head's N best rescored with both heads (decode_score.sh)
+rescore_model=${rescore_model:-}                # a second model (checkpoint) trained on the same features with other
+                                                # units: its head is the second head of --rescore-nbest, not --aux-units'
 lexicon=${lexicon:-}                            # word list for the beam search (first column; optional for char:
                                                 # stage 1 writes the training text's words to data/lang_<units>/words.txt)
 beam_size=${beam_size:-10}                      # prefix beam search: beams kept per frame
@@ -67,7 +69,11 @@ case $aux_units in '') ;; char|phone) [ "$aux_units" != "$units" ] || { echo "$0
   "from --units" >&2; exit 1; }; [ "$aux_units" = char ] || [ -n "$lexicon" ] || { echo "$0: --aux-units phone" \
   "needs --lexicon" >&2; exit 1; } ;; *) echo "$0: --aux-units must be char, phone or empty" >&2; exit 1 ;; esac
 case $rescore_nbest in ''|*[!0-9]*) echo "$0: --rescore-nbest must be a number" >&2; exit 1 ;; esac
-[ "$rescore_nbest" = 0 ] || [ -n "$aux_units" ] || { echo "$0: --rescore-nbest needs --aux-units" >&2; exit 1; }
+[ "$rescore_nbest" = 0 ] || [ -n "$aux_units$rescore_model" ] || { echo "$0: --rescore-nbest needs --aux-units or" \
+  "--rescore-model" >&2; exit 1; }
+[ -z "$rescore_model" ] || [ -f "$rescore_model" ] || { echo "$0: --rescore-model $rescore_model: no such file" >&2
+  exit 1; }
+[ -z "$rescore_model" ] || rescore_model=$(cd "$(dirname "$rescore_model")" && pwd)/$(basename "$rescore_model")
 case $lm_smoothing in witten_bell|kneser_ney) ;; *) echo "$0: --lm-smoothing must be witten_bell or kneser_ney" >&2
   exit 1 ;; esac
 case $beam_size in ''|*[!0-9]*|0) echo "$0: --beam-size must be a positive number" >&2; exit 1 ;; esac
@@ -216,7 +222,8 @@ if step 5 $exp/.adapt.done; then
       done
     fi
     for model in $models; do
-      RESCORE_N=$rescore_nbest LM_WEIGHTS=$lm_weights WORD_BONUSES=$word_bonuses BEAM=$beam_size \
+      RESCORE_N=$rescore_nbest RESCORE_SECOND_MODEL=$rescore_model LM_WEIGHTS=$lm_weights \
+        WORD_BONUSES=$word_bonuses BEAM=$beam_size \
         "$TEMPLATE/decode_score.sh" "$model" \
         "$data/$set" "$(dirname "$model")/decode_$set" "$LANG_DIR/lm3.json" "$data/valid" "${lexicon_opt[@]}"
     done
