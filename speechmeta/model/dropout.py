@@ -1,11 +1,11 @@
 """Dropout whose mask is cheap to draw on CPU.
 
 `nn.Dropout` on CPU draws one Bernoulli sample per element (`bernoulli_`, one generator call each): 19% of a `small`
-training step's time in a profile on a 2-core CPU. Here one 64-bit draw (`randint`) gives
-four 16-bit uniform integers, each compared with a threshold: 4x fewer generator calls, and an element is kept with
-probability `keep` = (65536 - round(p * 65536)) / 65536, within 2^-17 of 1 - p, scaled by exactly 1 / keep, so
-the expectation is unchanged: 2.7x faster than `nn.Dropout` forward, and the training step 1.14x faster
-(benchmarks/dropout_adamw.py). Other devices run `F.dropout` (one fused kernel there).
+training step's time in a profile on a 2-core CPU. Here one 64-bit draw (`randint`) gives four 16-bit uniform
+integers, each compared with a threshold: 4x fewer generator calls, and an element is kept with probability `keep` =
+(65536 - round(p * 65536)) / 65536, within 2^-17 of 1 - p, scaled by exactly 1 / keep, so the expectation is
+unchanged: 2.7x faster than `nn.Dropout` forward, and the training step 1.14x faster (benchmarks/dropout_adamw.py).
+Other devices run `F.dropout` (one fused kernel there).
 
 Out of place, so it runs under torch.func (grad, functional_call) and under `vmap(..., randomness="different")`,
 where each speaker draws its own mask (tested); the default generator makes it reproducible under `torch.manual_seed`
