@@ -16,7 +16,7 @@ def test_drops_at_the_rate_and_keeps_the_mean(p):
     x = torch.ones(1000, 1000)
     y = drop(x)
     dropped = (y == 0).float().mean().item()
-    assert abs(dropped - p) < 0.002, dropped  # 1e6 elements: 5 standard deviations is under 0.0025
+    assert abs(dropped - p) < 0.002, dropped  # 1e6 elements: 4 standard deviations at p = 0.5 (seeded)
     kept = y[y != 0]
     torch.testing.assert_close(kept, torch.full_like(kept, 1 / (1 - p)), rtol=1e-4, atol=0)
     assert abs(y.mean().item() - 1.0) < 0.01
