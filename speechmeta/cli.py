@@ -320,6 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def audio_hint(args: argparse.Namespace) -> str:
+    """How to go on past unreadable audio, for a command that has a way: compute-feats skips it (--skip-bad); a
+    command that computes a data dir's features for itself (adapt) can be given them computed so. transcribe has
+    none: its error names the file."""
+    if hasattr(args, "skip_bad"):
+        return "\n(--skip-bad skips such utterances, listing them in bad_utts.txt)"
+    if getattr(args, "data", None) is not None:
+        return (f"\n(speechmeta compute-feats {args.data} --skip-bad computes the features of the others, listing "
+                f"such utterances in {args.data}/bad_utts.txt; then run this again)")
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     # Every error a user can cause is a ValueError (DataDirError, AudioError, ConfigError, CheckpointError,
     # ProfileError...); only AudioError's hint needs its class. Importing no more keeps torch out of the commands
@@ -341,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         if os.environ.get("SPEECHMETA_DEBUG"):
             raise
-        hint = "\n(--skip-bad skips such utterances, listing them in bad_utts.txt)" if isinstance(e, AudioError) else ""
+        hint = audio_hint(args) if isinstance(e, AudioError) else ""
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             hint = ("\n(files are written to a temporary name and renamed when complete: the finished ones, earlier "
                     "checkpoints included, are intact; free some space and rerun, with --resume where there is one)")

@@ -19,7 +19,7 @@ from speechmeta.adapt import adapt_to_speaker, apply_profile, load_adapter  # no
 from speechmeta.adapt_eval import evaluate, load_or_tune, read_lists, tune  # noqa: E402
 from speechmeta.cli import main  # noqa: E402
 from speechmeta.config import load_config  # noqa: E402
-from speechmeta.data.datadir import DataDir  # noqa: E402
+from speechmeta.data.datadir import DataDir, write_data_dir  # noqa: E402
 from speechmeta.decode import BeamOptions  # noqa: E402
 from speechmeta.meta_train import meta_train  # noqa: E402
 from speechmeta.profile import ProfileError, file_sha256, load_profile, save_profile  # noqa: E402
@@ -311,3 +311,25 @@ def test_tuning_per_k_and_results_redone_for_another_schedule(exp, tmp_path):
     ad = load_adapter(exp / "base" / "average.pt", "lhuc", 3, 0.5, device="cpu")
     [again] = evaluate(ad, exp / "test", exp / "fewshot", [1], [0], out, progress=False)
     assert (again["steps"], again["lr_mean"]) == (3, 0.5) and (out / "k1" / "seed0" / "hyp.txt").read_text() != "kept\n"
+
+
+def test_unreadable_audio_hint_fits_the_command(exp, tmp_path, capsys):
+    model = str(exp / "base" / "average.pt")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not audio")
+    assert main(["transcribe", "--model", model, str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: not readable audio" in err and "skip-bad" not in err  # transcribe has no such option
+    # adapt computes a data dir's features itself: the way past is compute-feats --skip-bad
+    test = DataDir.load(exp / "test")
+    spk = test.spks[0]
+    wav = {u: str(test.audio(u).path) for u in test.utts}
+    wav[test.spk2utt[spk][0]] = str(bad)
+    write_data_dir(tmp_path / "data", wav, test.text, test.utt2spk)
+    assert main(["adapt", "--model", model, "--method", "lhuc", "--steps", "1", "--lr", "1", "--data",
+                 str(tmp_path / "data"), "--spk", spk, "--k", "1", "--out", str(tmp_path / "p.safetensors"),
+                 "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: not readable audio" in err
+    assert f"speechmeta compute-feats {tmp_path / 'data'} --skip-bad computes the features of the others" in err
+    assert not (tmp_path / "p.safetensors").exists()
