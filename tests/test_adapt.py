@@ -333,3 +333,27 @@ def test_unreadable_audio_hint_fits_the_command(exp, tmp_path, capsys):
     assert f"{bad}: not readable audio" in err
     assert f"speechmeta compute-feats {tmp_path / 'data'} --skip-bad computes the features of the others" in err
     assert not (tmp_path / "p.safetensors").exists()
+
+
+def test_transcribe_cuts_a_long_file_at_its_pauses(exp, tmp_path):
+    import soundfile as sf
+
+    from speechmeta.data.segment import pause_segments
+    from speechmeta.transcribe import transcribe
+
+    model = exp / "base" / "average.pt"
+    wavs = sorted((exp / "wav").rglob("*.wav"))[:3]
+    gap = np.zeros(8000)
+    x = np.concatenate([gap, *(np.concatenate([sf.read(w)[0], gap]) for w in wavs)])
+    sf.write(tmp_path / "long.wav", x, 16000)
+    pieces = pause_segments(x, 16000)
+    assert len(pieces) == 3
+    for i, (a, b) in enumerate(pieces):
+        sf.write(tmp_path / f"piece{i}.wav", x[a:b], 16000)
+    alone = [t for _, t in transcribe(model, [tmp_path / f"piece{i}.wav" for i in range(3)])]
+    assert any(alone)
+    ((_, cut),) = transcribe(model, [tmp_path / "long.wav"], segment_over=0)
+    assert cut == " ".join(t for t in alone if t)  # each piece decoded alone, with its own CMVN, in order
+    ((_, whole),) = transcribe(model, [tmp_path / "long.wav"], segment_over=float("inf"))
+    ((_, default),) = transcribe(model, [tmp_path / "long.wav"])  # shorter than 30 s: one pass
+    assert default == whole

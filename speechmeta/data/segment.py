@@ -1,0 +1,77 @@
+"""Cutting a long recording into utterance-sized pieces at its pauses, for decoding (`speechmeta transcribe`).
+
+The models are trained on sentences of a few seconds; a minute of speech in one pass is decoded worse (and past
+MAX_FRAMES not at all). Frames of 25 ms every 10 ms get their energy in dB; a frame is quiet when it is below the
+point `threshold` of the way from the recording's noise floor (10th percentile) to its speech level (90th). A run
+of quiet frames at least `min_pause` long is a pause: the recording is cut in its middle. Pieces with no loud frame
+are dropped. A piece still longer than `max_seconds` is cut at its longest inner pause of any length, or, with none,
+in equal parts. Each piece then keeps its loud frames and `margin` of quiet on either side: on 40 synthetic test
+sentences joined by pauses, the demo's base model (beam, LM) gave WER 0.53 with 0.2 s, 0.57 with 0.1 s, 0.58-0.61
+cut in the pauses' middles, against 0.50 for the sentences decoded apart and 0.73-0.81 for each 45-s recording in one
+pass. Nothing is resampled or filtered: the pieces are slices of the samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WINDOW_S, HOP_S = 0.025, 0.010
+SEGMENT_OVER_S = 30.0  # transcribe cuts files longer than this (the models learn from sentences of a few seconds)
+MIN_RANGE_DB = 10.0  # speech level over noise floor below which a recording is taken to have no pauses
+
+
+def frame_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Energy in dB of each 25 ms frame, every 10 ms (frame i starts at sample i * hop)."""
+    win, hop = int(WINDOW_S * sample_rate), int(HOP_S * sample_rate)
+    if len(samples) < win:
+        return np.zeros(0)
+    frames = np.lib.stride_tricks.sliding_window_view(samples.astype(np.float64), win)[::hop]
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+
+
+def quiet_runs(quiet: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) frame ranges of consecutive True values."""
+    edges = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def pause_segments(samples: np.ndarray, sample_rate: int, max_seconds: float = 20.0, min_pause: float = 0.3,
+                   threshold: float = 0.3, margin: float = 0.2) -> list[tuple[int, int]]:
+    """[start, end) sample ranges of the pieces, in order."""
+    if max_seconds <= 0 or min_pause <= 0 or not 0 < threshold < 1 or margin < 0:
+        raise ValueError(f"pause segmentation needs max_seconds > 0, min_pause > 0, 0 < threshold < 1 and "
+                         f"margin >= 0 (got {max_seconds}, {min_pause}, {threshold}, {margin})")
+    db = frame_db(samples, sample_rate)
+    if len(db) == 0:
+        return [(0, len(samples))]
+    floor, level = np.percentile(db, 10), np.percentile(db, 90)
+    quiet = db < floor + threshold * (level - floor)
+    if level - floor < MIN_RANGE_DB:  # steady noise, a tone, silence: no pauses to find
+        quiet[:] = False
+    hop = int(HOP_S * sample_rate)
+    max_frames = max(1, int(max_seconds / HOP_S))
+    runs = quiet_runs(quiet)
+    cuts = [0] + [(a + b) // 2 for a, b in runs if b - a >= min_pause / HOP_S] + [len(db)]
+    pieces: list[tuple[int, int]] = []
+    todo = [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    while todo:
+        a, b = todo.pop(0)
+        if not (~quiet[a:b]).any():
+            continue
+        if b - a <= max_frames:
+            pieces.append((a, b))
+            continue
+        inner = [(s, e) for s, e in runs if a < s and e < b]  # pauses strictly inside the piece
+        if inner:
+            s, e = max(inner, key=lambda r: r[1] - r[0])
+            todo[:0] = [(a, (s + e) // 2), ((s + e) // 2, b)]
+        else:
+            parts = -(-(b - a) // max_frames)
+            bounds = [a + (b - a) * i // parts for i in range(parts + 1)]
+            todo[:0] = list(zip(bounds, bounds[1:], strict=False))
+    out = []
+    for a, b in pieces:  # each piece trimmed to its loud frames and `margin` of quiet either side
+        loud = np.flatnonzero(~quiet[a:b])
+        start, end = max(a, a + loud[0] - int(margin / HOP_S)), min(b, a + loud[-1] + 1 + int(margin / HOP_S))
+        out.append((start * hop, len(samples) if end == len(db) else end * hop))  # the last frame's window
+    return out  # reaches past its hop: a piece that ends with the recording keeps its tail
