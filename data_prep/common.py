@@ -22,32 +22,38 @@ FRAME_SHIFT_S = 0.01
 
 
 def corpus_stats(data_dir: str | os.PathLike, audio_root: str | os.PathLike | None = None) -> dict:
-    """Statistics of a data dir, reading only audio headers."""
-    data = DataDir.load(data_dir, audio_root)
+    """Statistics of a data dir, reading only audio headers (an untranscribed one: no frames per character)."""
+    data = DataDir.load(data_dir, audio_root, need_text=False)
     seconds, per_char = [], []
     for utt in data.utts:
         ref = data.audio(utt)
         info = sf.info(str(ref.path))
         duration = (ref.end if ref.end is not None else info.duration) - ref.start
         seconds.append(duration)
-        chars = len(data.text[utt])
-        per_char.append(duration / FRAME_SHIFT_S / SUBSAMPLING / max(chars, 1))
+        if data.text:
+            per_char.append(duration / FRAME_SHIFT_S / SUBSAMPLING / max(len(data.text[utt]), 1))
     per_char_arr = np.array(per_char)
+    rates = {
+        "frames_per_char_mean": round(float(per_char_arr.mean()), 2),
+        "frames_per_char_p5": round(float(np.percentile(per_char_arr, 5)), 2),
+        "utts_below_1_frame_per_char": int((per_char_arr < 1).sum()),
+    } if per_char else {}
     return {
         "dir": str(data_dir), "speakers": len(data.spk2utt), "utterances": len(data.utts),
         "hours": round(sum(seconds) / 3600, 3),
         "utts_per_speaker": [min(len(u) for u in data.spk2utt.values()), max(len(u) for u in data.spk2utt.values())],
-        "frames_per_char_mean": round(float(per_char_arr.mean()), 2),
-        "frames_per_char_p5": round(float(np.percentile(per_char_arr, 5)), 2),
-        "utts_below_1_frame_per_char": int((per_char_arr < 1).sum()),
+        **rates,
     }
 
 
 def format_stats(stats: dict) -> str:
-    return (f"{stats['dir']}: {stats['speakers']} speakers, {stats['utterances']} utterances, {stats['hours']:.3f} h, "
-            f"{stats['utts_per_speaker'][0]}-{stats['utts_per_speaker'][1]} utts/speaker, "
-            f"{stats['frames_per_char_mean']:.2f} output frames/char (10 ms frames, x{SUBSAMPLING} subsampling; "
-            f"5th percentile {stats['frames_per_char_p5']:.2f}, {stats['utts_below_1_frame_per_char']} utts below 1)")
+    head = (f"{stats['dir']}: {stats['speakers']} speakers, {stats['utterances']} utterances, {stats['hours']:.3f} h, "
+            f"{stats['utts_per_speaker'][0]}-{stats['utts_per_speaker'][1]} utts/speaker, ")
+    if "frames_per_char_mean" not in stats:
+        return head + "no transcripts"
+    return head + (f"{stats['frames_per_char_mean']:.2f} output frames/char (10 ms frames, x{SUBSAMPLING} subsampling; "
+                   f"5th percentile {stats['frames_per_char_p5']:.2f}, {stats['utts_below_1_frame_per_char']} utts "
+                   "below 1)")
 
 
 def print_stats(data_dir: Path, audio_root: Path | None = None) -> dict:

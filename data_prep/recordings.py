@@ -7,6 +7,8 @@ or its name without the extension, which serves every file of that name: a promp
 a path wins over a name), else the text of a `.txt` or `.lab` file of the same name beside it.
 The speaker is `--spk`, or, without it, each file's first folder under AUDIO_DIR (one folder per person).
 Utterance ids are speaker-prefixed (`anna-001`, `anna-day2-003` for `day2/003.wav`), as Kaldi sorts them.
+`--untranscribed` takes every readable file and writes no `text`: a data dir for `speechmeta adapt --unsupervised`
+(the model's confident hypotheses are its targets) and `speechmeta decode`.
 
 A file without a transcript, with an empty one, or that soundfile cannot open is listed with the reason and left
 out, never dropped silently; so is a transcript line naming no file. Two files that would get the same utterance id
@@ -73,8 +75,12 @@ def transcript_of(audio: Path, rel: Path, table: dict[str, str] | None) -> tuple
     return None, None
 
 
-def prepare(audio_dir: Path, out: Path, spk: str | None = None, transcripts: Path | None = None) -> dict:
-    """Write the data dir; return statistics (speakers, utterances, hours, skipped files with their reasons)."""
+def prepare(audio_dir: Path, out: Path, spk: str | None = None, transcripts: Path | None = None,
+            untranscribed: bool = False) -> dict:
+    """Write the data dir; return statistics (speakers, utterances, hours, skipped files with their reasons).
+    untranscribed: every readable file, no `text` (for adapt --unsupervised, decode)."""
+    if untranscribed and transcripts:
+        raise ValueError("--untranscribed and --transcripts exclude each other")
     if not audio_dir.is_dir():
         raise FileNotFoundError(f"{audio_dir}: not a directory (expected a folder of .wav/.flac recordings)")
     if spk is not None and (not spk or spk != safe_id(spk)):
@@ -96,29 +102,34 @@ def prepare(audio_dir: Path, out: Path, spk: str | None = None, transcripts: Pat
         if utt in source:
             raise ValueError(f"{source[utt]} and {path} would both be utterance '{utt}': rename one")
         source[utt] = path
-        words, key = transcript_of(path, rel, table)
-        used.add(key)
-        words = " ".join(words.split()) if words is not None else None
-        if words is None:
-            where = f"no line in {transcripts}" if table is not None else \
-                f"no {' or '.join(path.with_suffix(s).name for s in TRANSCRIPT_SUFFIXES)} beside it"
-            skipped.append((str(rel), f"no transcript ({where})"))
-            continue
-        if not words:
-            skipped.append((str(rel), "empty transcript"))
-            continue
+        words = None
+        if not untranscribed:
+            words, key = transcript_of(path, rel, table)
+            used.add(key)
+            if words is None:
+                where = f"no line in {transcripts}" if table is not None else \
+                    f"no {' or '.join(path.with_suffix(s).name for s in TRANSCRIPT_SUFFIXES)} beside it"
+                skipped.append((str(rel), f"no transcript ({where})"))
+                continue
+            words = " ".join(words.split())
+            if not words:
+                skipped.append((str(rel), "empty transcript"))
+                continue
         try:
             seconds += sf.info(str(path)).duration
         except Exception as e:  # an unreadable file is listed, not silently dropped
             skipped.append((str(rel), f"unreadable audio ({e})"))
             continue
-        wav[utt], text[utt], utt2spk[utt] = str(path.resolve()), words, speaker
+        wav[utt], utt2spk[utt] = str(path.resolve()), speaker
+        if words is not None:
+            text[utt] = words
     for key in sorted(set(table or {}) - used):
         skipped.append((key, f"a line in {transcripts}, but no audio file of that name under {audio_dir}"))
     if not wav:
-        raise ValueError(f"{audio_dir}: no recording has both readable audio and a transcript "
-                         f"({len(skipped)} left out: first {skipped[0][0]}: {skipped[0][1]})")
-    write_data_dir(out, wav, text, utt2spk)
+        wanted = "readable audio" if untranscribed else "both readable audio and a transcript"
+        raise ValueError(f"{audio_dir}: no recording has {wanted} ({len(skipped)} left out: first {skipped[0][0]}: "
+                         f"{skipped[0][1]})")
+    write_data_dir(out, wav, None if untranscribed else text, utt2spk)
     return {"speakers": len(set(utt2spk.values())), "utterances": len(wav), "hours": seconds / 3600,
             "skipped": skipped}
 
@@ -130,9 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spk", help="the speaker of every file (default: each file's first folder under --audio-dir)")
     p.add_argument("--transcripts", type=Path,
                    help="file of 'NAME transcript' lines (default: a .txt or .lab file beside each recording)")
+    p.add_argument("--untranscribed", action="store_true",
+                   help="every recording, no text file: for adapt --unsupervised and decode")
     args = p.parse_args(argv)
     try:
-        stats = prepare(args.audio_dir, args.out, args.spk, args.transcripts)
+        stats = prepare(args.audio_dir, args.out, args.spk, args.transcripts, args.untranscribed)
     except (OSError, ValueError) as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 1

@@ -242,7 +242,7 @@ def adapt_to_speaker(model_path: Path, data_dir: Path, spk: str, out: Path, k: i
     if not (Path(data_dir) / "feats.scp").exists():
         log.info("%s has no features: computing them (as speechmeta compute-feats would)", data_dir)
         compute_feats(data_dir, ad.cfg.fbank, progress=False)
-    data = open_data(ad, Path(data_dir))
+    data = open_data(ad, Path(data_dir), need_text=not unsupervised)  # unsupervised: transcripts unused
     utts = choose_support(data, spk, k, support_list, seed)
     batch = data.batch(utts)
     confidence = {}

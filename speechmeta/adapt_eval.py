@@ -50,8 +50,8 @@ def read_lists(path: Path) -> dict[str, list[str]]:
     return {e.key: e.value.split() for e in read_table(path).entries}
 
 
-def open_data(ad: Adapter, data_dir: Path) -> UttData:
-    return model_data(data_dir, ad.tokenizer, ad.cfg, ad.state)
+def open_data(ad: Adapter, data_dir: Path, need_text: bool = True) -> UttData:
+    return model_data(data_dir, ad.tokenizer, ad.cfg, ad.state, need_text)
 
 
 def decode_speaker(ad: Adapter, fast, data: UttData, utts: list[str], search: BeamSearch | None = None,

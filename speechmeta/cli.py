@@ -43,7 +43,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def cmd_validate_data(args: argparse.Namespace) -> int:
     from speechmeta.data.datadir import validate_data_dir
 
-    problems = validate_data_dir(args.dir, args.audio_root, check_audio=not args.no_audio_check)
+    problems = validate_data_dir(args.dir, args.audio_root, check_audio=not args.no_audio_check,
+                                 need_text=not args.untranscribed)
     for p in problems:
         print(p)
     errors = sum(p.level == "error" for p in problems)
@@ -213,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, help="data dir")
     p.add_argument("--audio-root", type=Path, help=audio_root_help)
     p.add_argument("--no-audio-check", action="store_true", help="do not check that audio files exist")
+    p.add_argument("--untranscribed", action="store_true",
+                   help="no text file needed (a data dir for compute-feats, decode and adapt --unsupervised)")
 
     p = add("fix-data", cmd_fix_data, "keep only complete utterances of a data dir",
             "Rewrite a data dir keeping only utterances that have a speaker, a non-empty transcript and a readable "
@@ -286,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("decode", cmd_decode, "transcribe a data dir with a trained model",
             "Decode every utterance of a data dir (with features) using a checkpoint (e.g. EXP/average.pt): greedy, "
             "or CTC prefix beam search with an optional word n-gram LM (speechmeta train-lm) and lexicon. Writes "
-            "OUT/hyp.txt and OUT/ref.txt (Kaldi format) and prints the real-time factor.")
+            "OUT/hyp.txt and OUT/ref.txt (Kaldi format; no ref.txt for a data dir without text) and prints the "
+            "real-time factor.")
     p.add_argument("--model", type=Path, required=True, help="checkpoint")
     p.add_argument("--data", type=Path, required=True, help="data dir with features")
     p.add_argument("--out", type=Path, required=True, help="output folder")

@@ -77,7 +77,7 @@ def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greed
         info = apply_profile(model, model_path, profile)
         log.info("speaker profile %s: %s adaptation to %s from %d utterance(s)", profile, info.get("method"),
                  info.get("spk"), info.get("k", 0))
-    data = model_data(data_dir, tokenizer, cfg, state)
+    data = model_data(data_dir, tokenizer, cfg, state, need_text=False)
     data.check_length(data.utts, max_frames)
     search = None
     if method == "beam":
@@ -100,7 +100,10 @@ def decode(model_path: Path, data_dir: Path, out_dir: Path, method: str = "greed
     audio = sum(data.num_frames.values()) * cfg.fbank.frame_shift_ms / 1000
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_lines(out_dir / "hyp.txt", [f"{u} {hyps[u]}".rstrip() for u in sorted(hyps)])
-    atomic_write_lines(out_dir / "ref.txt", [f"{u} {tokenizer.norm(data.data.text[u])}" for u in sorted(hyps)])
+    if data.data.text:
+        atomic_write_lines(out_dir / "ref.txt", [f"{u} {tokenizer.norm(data.data.text[u])}" for u in sorted(hyps)])
+    else:  # an untranscribed data dir has no references (nor may an earlier run's stay beside these hypotheses)
+        (out_dir / "ref.txt").unlink(missing_ok=True)
     result = {"utterances": len(hyps), "audio_seconds": round(audio, 2), "decode_seconds": round(seconds, 3),
               "rtf": seconds / max(audio, 1e-9), "method": method, "missing_features": len(data.missing)}
     log.info("decoded %d utterances (%.1f s of audio) in %.2f s: RTF %.4f", len(hyps), audio, seconds,

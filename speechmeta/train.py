@@ -304,12 +304,13 @@ def write_average(exp_dir: Path, last_n: int) -> Path:
     return exp_dir / "average.pt"
 
 
-def model_data(data_dir: str | os.PathLike, tokenizer: Tokenizer, cfg: Config, state: dict) -> UttData:
+def model_data(data_dir: str | os.PathLike, tokenizer: Tokenizer, cfg: Config, state: dict,
+               need_text: bool = True) -> UttData:
     """A data dir's utterances as a model from `load_model` reads them: its CMVN mode and filterbank, with training's
-    global statistics."""
+    global statistics (need_text False: an untranscribed data dir is read too)."""
     stats = state.get("cmvn_global")
     return UttData(data_dir, tokenizer, cfg.cmvn, global_stats=stats.numpy() if stats is not None else None,
-                   fbank=cfg.fbank)
+                   fbank=cfg.fbank, need_text=need_text)
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[ConformerCTC, Tokenizer, Config, dict]:

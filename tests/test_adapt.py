@@ -19,7 +19,7 @@ from speechmeta.adapt import adapt_to_speaker, apply_profile, load_adapter  # no
 from speechmeta.adapt_eval import evaluate, load_or_tune, read_lists, tune  # noqa: E402
 from speechmeta.cli import main  # noqa: E402
 from speechmeta.config import load_config  # noqa: E402
-from speechmeta.data.datadir import DataDir, write_data_dir  # noqa: E402
+from speechmeta.data.datadir import DataDir, DataDirError, write_data_dir  # noqa: E402
 from speechmeta.decode import BeamOptions  # noqa: E402
 from speechmeta.meta_train import meta_train  # noqa: E402
 from speechmeta.profile import ProfileError, file_sha256, load_profile, save_profile  # noqa: E402
@@ -357,3 +357,30 @@ def test_transcribe_cuts_a_long_file_at_its_pauses(exp, tmp_path):
     ((_, whole),) = transcribe(model, [tmp_path / "long.wav"], segment_over=float("inf"))
     ((_, default),) = transcribe(model, [tmp_path / "long.wav"])  # shorter than 30 s: one pass
     assert default == whole
+
+
+def test_untranscribed_data_dir_adapts_unsupervised_and_decodes(exp, tmp_path, capsys):
+    meta = exp / "meta" / "meta.pt"
+    test = DataDir.load(exp / "test")
+    spk = test.spks[1]
+    utts = test.spk2utt[spk]
+    d = tmp_path / "untranscribed"
+    write_data_dir(d, {u: str(test.audio(u).path) for u in utts}, None, {u: spk for u in utts})
+    assert not (d / "text").exists()
+    info = adapt_to_speaker(meta, d, spk, tmp_path / "u.safetensors", k=3, unsupervised=True, min_confidence=0.0,
+                            device="cpu")  # computes the features too: no transcripts needed for either
+    same = adapt_to_speaker(meta, exp / "test", spk, tmp_path / "t.safetensors", k=3, unsupervised=True,
+                            min_confidence=0.0, device="cpu")  # the same utterances, transcripts there but unused
+    assert info["utts"] == same["utts"] and info["confidence"] == pytest.approx(same["confidence"])
+    with pytest.raises(DataDirError, match="without transcripts a data dir serves compute-feats, decode and adapt "
+                                           "--unsupervised only"):
+        adapt_to_speaker(meta, d, spk, tmp_path / "s.safetensors", k=3, method="lhuc", steps=1, lr=1.0,
+                         device="cpu")
+    assert main(["decode", "--model", str(meta), "--data", str(d), "--out", str(tmp_path / "dec"), "--profile",
+                 str(tmp_path / "u.safetensors")]) == 0
+    assert len((tmp_path / "dec" / "hyp.txt").read_text().splitlines()) == len(utts)
+    assert not (tmp_path / "dec" / "ref.txt").exists()
+    capsys.readouterr()
+    assert main(["validate-data", str(d)]) == 1
+    assert main(["validate-data", str(d), "--untranscribed"]) == 0
+    assert "text: error: required file missing" in capsys.readouterr().out

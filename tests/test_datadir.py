@@ -92,6 +92,19 @@ def test_missing_required_file(make_data_dir):
     assert errors(d) == [f"{d / 'spk2utt'}: error: required file missing (regenerate it with 'speechmeta fix-data')"]
 
 
+
+def test_untranscribed_needs_no_text_but_a_text_there_is_checked(make_data_dir):
+    d = make_data_dir()
+    t = lines(d / "text")
+    rewrite(d / "text", [t[0].split()[0]] + t[1:])  # an empty transcript
+    assert any("empty transcript" in p.message for p in validate_data_dir(d, need_text=False))
+    (d / "text").unlink()
+    assert [p for p in validate_data_dir(d, need_text=False) if p.level == "error"] == []
+    assert errors(d) == [f"{d / 'text'}: error: required file missing (without transcripts a data dir serves "
+                         "compute-feats, decode and adapt --unsupervised only)"]
+    data = DataDir.load(d, need_text=False)
+    assert data.text == {} and len(data.utts) == 6
+
 @pytest.mark.parametrize("entry", ["sox in.sph -t wav - |", "x.wav; rm -rf /", "$(touch PWNED).wav", "`touch PWNED`"])
 def test_commands_in_wav_scp_are_refused_and_never_run(make_data_dir, tmp_path, monkeypatch, entry):
     d = make_data_dir()

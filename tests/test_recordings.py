@@ -106,3 +106,27 @@ def test_command_line(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 1 and "error:" in run.stderr and "give --spk" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_untranscribed(tmp_path):
+    rec = tmp_path / "rec"
+    write_wav(rec / "a.wav", tone(0.3), 16000)
+    write_wav(rec / "b.wav", tone(0.4), 16000)
+    (rec / "b.txt").write_text("ignored")
+    (rec / "c.wav").write_bytes(b"RIFF not audio")
+    out = tmp_path / "data"
+    recordings.prepare(rec, out, spk="anna")  # transcribed first: a text file for b only
+    assert (out / "text").read_text() == "anna-b ignored\n"
+    stats = recordings.prepare(rec, out, spk="anna", untranscribed=True)
+    assert stats["utterances"] == 2 and [key for key, _ in stats["skipped"]] == ["c.wav"]
+    assert not (out / "text").exists()  # the earlier one would not match
+    assert [p for p in validate_data_dir(out, need_text=False) if p.level == "error"] == []
+    (missing,) = [p for p in validate_data_dir(out) if p.level == "error"]
+    assert missing.message.startswith("required file missing (without transcripts")
+    data = DataDir.load(out, need_text=False)
+    assert data.utts == ["anna-a", "anna-b"] and data.text == {}
+    with pytest.raises(ValueError, match="exclude each other"):
+        recordings.prepare(rec, out, spk="anna", transcripts=tmp_path / "t.txt", untranscribed=True)
+    run = subprocess.run([sys.executable, str(SCRIPT), "--audio-dir", str(rec), "--spk", "anna", "--out", str(out),
+                          "--untranscribed"], capture_output=True, text=True)
+    assert run.returncode == 0 and "2 utterances" in run.stdout and "no transcripts" in run.stdout, run.stderr

@@ -102,7 +102,7 @@ def compute_feats(data_dir: str | os.PathLike, cfg: FbankConfig = DEFAULT_FBANK,
     """Compute features for every utterance of `data_dir`; write feats.scp, utt2num_frames, cmvn.npz."""
     began = time.time()
     data_dir = Path(data_dir)
-    data = DataDir.load(data_dir, audio_root)
+    data = DataDir.load(data_dir, audio_root, need_text=False)  # features need no transcripts
     refs: list[Ref] = []
     for utt in data.utts:
         audio = data.audio(utt)

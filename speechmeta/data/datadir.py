@@ -187,15 +187,17 @@ class DataDir:
         return AudioRef(self.wav[rec], start, end)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, audio_root: str | os.PathLike | None = None) -> DataDir:
-        """Read a data dir, raising DataDirError with every error if it does not validate."""
+    def load(cls, path: str | os.PathLike, audio_root: str | os.PathLike | None = None,
+             need_text: bool = True) -> DataDir:
+        """Read a data dir, raising DataDirError with every error if it does not validate (need_text False: an
+        untranscribed one, without `text`, is read with no transcripts)."""
         path = Path(path)
         root = Path(audio_root) if audio_root is not None else None
-        problems = validate_data_dir(path, root)
+        problems = validate_data_dir(path, root, need_text=need_text)
         if any(p.level == "error" for p in problems):
             raise DataDirError(path, problems)
         wav = {e.key: resolve_wav_entry(e.value, path, root) for e in read_table(path / "wav.scp").entries}
-        text = {e.key: e.value for e in read_table(path / "text").entries}
+        text = {e.key: e.value for e in read_table(path / "text").entries} if (path / "text").exists() else {}
         utt2spk = {e.key: e.value for e in read_table(path / "utt2spk").entries}
         spk2utt = {e.key: e.value.split() for e in read_table(path / "spk2utt").entries}
         segments = None
@@ -222,8 +224,9 @@ def segment_problem(value: str) -> str | None:
 
 
 def validate_data_dir(path: str | os.PathLike, audio_root: str | os.PathLike | None = None,
-                      check_audio: bool = True) -> list[Problem]:
-    """Every problem of the data dir at `path`, errors and warnings, each with file and line."""
+                      check_audio: bool = True, need_text: bool = True) -> list[Problem]:
+    """Every problem of the data dir at `path`, errors and warnings, each with file and line. need_text False: an
+    untranscribed data dir (no `text` file) is whole (for compute-feats, decode and adapt --unsupervised)."""
     path = Path(path)
     root = Path(audio_root) if audio_root is not None else None
     if not path.is_dir():
@@ -238,8 +241,11 @@ def validate_data_dir(path: str | os.PathLike, audio_root: str | os.PathLike | N
         if (path / name).exists():
             tables[name] = read_table(path / name)
             problems += tables[name].problems + check_sorted_unique(tables[name])
-        elif name in REQUIRED_FILES:
+        elif name in REQUIRED_FILES and (need_text or name != "text"):
             hint = " (regenerate it with 'speechmeta fix-data')" if name == "spk2utt" else ""
+            if name == "text":
+                hint = (" (without transcripts a data dir serves compute-feats, decode and adapt --unsupervised "
+                        "only)")
             problems.append(Problem(str(path / name), None, "error", f"required file missing{hint}"))
     if "utt2spk" not in tables:
         return problems
@@ -337,13 +343,17 @@ def write_table(path: str | os.PathLike, table: dict[str, str]) -> None:
     atomic_write_lines(path, [f"{key} {table[key]}" for key in sorted(table)])
 
 
-def write_data_dir(path: str | os.PathLike, wav: dict[str, str], text: dict[str, str], utt2spk: dict[str, str],
-                   extra: dict[str, dict[str, str]] | None = None) -> None:
-    """Write a data dir from maps keyed by utterance (and `extra` files such as spk2gender), spk2utt derived."""
+def write_data_dir(path: str | os.PathLike, wav: dict[str, str], text: dict[str, str] | None,
+                   utt2spk: dict[str, str], extra: dict[str, dict[str, str]] | None = None) -> None:
+    """Write a data dir from maps keyed by utterance (and `extra` files such as spk2gender), spk2utt derived.
+    text None: an untranscribed data dir (a `text` file already there is removed: it would not match)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     write_table(path / "wav.scp", wav)
-    write_table(path / "text", text)
+    if text is not None:
+        write_table(path / "text", text)
+    else:
+        (path / "text").unlink(missing_ok=True)
     write_table(path / "utt2spk", utt2spk)
     atomic_write_lines(path / "spk2utt", spk2utt_lines(utt2spk))
     for name, table in (extra or {}).items():

@@ -36,11 +36,11 @@ class UttData:
 
     def __init__(self, data_dir: str | os.PathLike, tokenizer: Tokenizer, cmvn: str = "utterance",
                  global_stats: np.ndarray | None = None, fbank: FbankConfig | None = None,
-                 aux_tokenizer: Tokenizer | None = None):
+                 aux_tokenizer: Tokenizer | None = None, need_text: bool = True):
         self.path = Path(data_dir)
         if fbank is not None:
             check_fbank_config(self.path, fbank)
-        self.data = DataDir.load(self.path)
+        self.data = DataDir.load(self.path, need_text=need_text)  # untranscribed: every target empty
         self.reader = FeatsReader(self.path)
         self.cmvn = cmvn
         self.spk_stats: dict[str, np.ndarray] = {}
@@ -52,9 +52,10 @@ class UttData:
         self.utts = [u for u in self.data.utts if u in self.reader]
         self.missing = [u for u in self.data.utts if u not in self.reader]  # e.g. skipped as bad audio
         self.tokenizer = tokenizer
-        self.targets = {u: tokenizer.encode(self.data.text[u]) for u in self.utts}
+        self.targets = {u: tokenizer.encode(self.data.text[u]) if self.data.text else [] for u in self.utts}
         self.aux_tokenizer = aux_tokenizer  # a second unit set for an auxiliary CTC head (batches carry both)
-        self.aux_targets = {u: aux_tokenizer.encode(self.data.text[u]) for u in self.utts} if aux_tokenizer else {}
+        self.aux_targets = {u: aux_tokenizer.encode(self.data.text[u]) for u in self.utts} if (
+            aux_tokenizer and self.data.text) else {}
         self.num_frames = {u: self.reader.num_frames(u) for u in self.utts}
 
     def too_long(self, utt: str, max_frames: int) -> str | None:
