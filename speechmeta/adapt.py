@@ -200,13 +200,24 @@ def apply_profile(model: ConformerCTC, model_path, profile_path) -> dict:
     return info
 
 
+def only_speaker(data: UttData) -> str:
+    """The speaker of a data dir that holds one (a person's own recordings): `--spk` may then be left out."""
+    if len(data.data.spk2utt) != 1:
+        shown = ", ".join(sorted(data.data.spk2utt)[:10])
+        raise ValueError(f"give --spk: {data.path} holds {len(data.data.spk2utt)} speakers ({shown}"
+                         f"{', ...' if len(data.data.spk2utt) > 10 else ''})")
+    return next(iter(data.data.spk2utt))
+
+
 def choose_support(data: UttData, spk: str, k: int | None, support_list: list[str] | None, seed: int) -> list[str]:
-    """The support utterances of `spk`: those listed, or K drawn (from `seed`) among the speaker's utterances."""
+    """The support utterances of `spk`: those listed (the speaker's id is skipped: a support list may be an
+    spk2utt line), or K drawn (from `seed`) among the speaker's utterances."""
     utts = data.data.spk2utt.get(spk)
     if utts is None:
         known = ", ".join(sorted(data.data.spk2utt)[:10])
         raise ValueError(f"speaker '{spk}' is not in {data.path}/spk2utt (speakers: {known}...)")
     if support_list is not None:
+        support_list = [u for u in support_list if u != spk]
         foreign = [u for u in support_list if u not in utts]
         if foreign:
             raise ValueError(f"utterance '{foreign[0]}' of the support list is not an utterance of speaker '{spk}' "
@@ -229,11 +240,12 @@ def choose_support(data: UttData, spk: str, k: int | None, support_list: list[st
     return chosen
 
 
-def adapt_to_speaker(model_path: Path, data_dir: Path, spk: str, out: Path, k: int | None = None,
+def adapt_to_speaker(model_path: Path, data_dir: Path, spk: str | None, out: Path, k: int | None = None,
                      support_list: list[str] | None = None, method: str = "auto", steps: int | None = None,
                      lr: float | None = None, unsupervised: bool = False, min_confidence: float = 0.7,
                      device: str = "auto", seed: int = 0) -> dict:
-    """`speechmeta adapt`: adapt to one speaker and write the speaker profile `out`; returns its info."""
+    """`speechmeta adapt`: adapt to one speaker (None: the data dir's only one) and write the speaker profile `out`;
+    returns its info."""
     from speechmeta.adapt_eval import open_data
     from speechmeta.data.compute_feats import compute_feats
     from speechmeta.profile import save_profile
@@ -243,6 +255,7 @@ def adapt_to_speaker(model_path: Path, data_dir: Path, spk: str, out: Path, k: i
         log.info("%s has no features: computing them (as speechmeta compute-feats would)", data_dir)
         compute_feats(data_dir, ad.cfg.fbank, progress=False)
     data = open_data(ad, Path(data_dir), need_text=not unsupervised)  # unsupervised: transcripts unused
+    spk = spk if spk is not None else only_speaker(data)
     utts = choose_support(data, spk, k, support_list, seed)
     batch = data.batch(utts)
     confidence = {}

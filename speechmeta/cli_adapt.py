@@ -24,8 +24,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         log.info("%s: %s, %d steps, lr %s (tuned on dev speakers)", args.tuned, method, steps, lr)
     support = None
     if args.support_list:
-        tokens = Path(args.support_list).read_text(encoding="utf-8").split()
-        support = [t for t in tokens if t != args.spk]  # one utt per line, or an spk2utt line
+        support = Path(args.support_list).read_text(encoding="utf-8").split()  # one utt a line, or an spk2utt line
     info = adapt_to_speaker(args.model, args.data, args.spk, args.out, k=args.k, support_list=support,
                             method=method, steps=steps, lr=lr, unsupervised=args.unsupervised,
                             min_confidence=args.min_confidence, device=args.device, seed=args.seed)
@@ -112,7 +111,7 @@ def register(add) -> None:
             "hypotheses of confident utterances, transcripts unused.")
     p.add_argument("--model", type=Path, required=True, help="checkpoint (meta.pt, or a base model with --method)")
     p.add_argument("--data", type=Path, required=True, help="data dir holding the speaker's utterances")
-    p.add_argument("--spk", required=True, help="speaker id (utt2spk)")
+    p.add_argument("--spk", help="speaker id (utt2spk); may be left out when the data dir holds one speaker")
     p.add_argument("--k", type=int, help="number of support utterances, drawn from --seed")
     p.add_argument("--support-list", type=Path, help="file of utterance ids to adapt from (instead of --k)")
     p.add_argument("--out", type=Path, required=True, help="speaker profile to write (.safetensors)")

@@ -384,3 +384,23 @@ def test_untranscribed_data_dir_adapts_unsupervised_and_decodes(exp, tmp_path, c
     assert main(["validate-data", str(d)]) == 1
     assert main(["validate-data", str(d), "--untranscribed"]) == 0
     assert "text: error: required file missing" in capsys.readouterr().out
+
+
+def test_adapt_takes_the_only_speaker_and_an_spk2utt_line(exp, tmp_path, capsys):
+    base = str(exp / "base" / "average.pt")
+    test = DataDir.load(exp / "test")
+    spk = test.spks[0]
+    utts = test.spk2utt[spk]
+    one = tmp_path / "one"
+    write_data_dir(one, {u: str(test.audio(u).path) for u in utts}, {u: test.text[u] for u in utts},
+                   {u: spk for u in utts})
+    common = ["adapt", "--model", base, "--method", "lhuc", "--steps", "1", "--lr", "1", "--device", "cpu"]
+    (tmp_path / "support").write_text(f"{spk} {utts[1]} {utts[0]}\n")  # an spk2utt line
+    assert main([*common, "--data", str(one), "--support-list", str(tmp_path / "support"), "--out",
+                 str(tmp_path / "p.safetensors")]) == 0
+    assert f"profile of speaker {spk} from 2 utterance(s)" in capsys.readouterr().out
+    _, _, info = load_profile(tmp_path / "p.safetensors")
+    assert info["spk"] == spk and info["utts"] == [utts[1], utts[0]]
+    assert main([*common, "--data", str(exp / "test"), "--k", "1", "--out", str(tmp_path / "q.safetensors")]) == 1
+    assert f"give --spk: {exp / 'test'} holds {len(test.spks)} speakers ({', '.join(test.spks)})" in \
+        capsys.readouterr().err
