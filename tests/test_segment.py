@@ -59,3 +59,15 @@ def test_silence_and_tiny_inputs():
         pause_segments(x, SR, max_seconds=0)
     with pytest.raises(ValueError, match="0 < threshold < 1"):
         pause_segments(x, SR, threshold=1.5)
+
+
+def test_digital_silence_in_part_of_a_recording_does_not_hide_the_room_noise_pauses():
+    # gated stretches (exact zeros) set the 10th percentile at -100 dB; the room noise of the other pauses, 37 dB
+    # below the speech, must still count as quiet
+    parts = [np.zeros(SR)]
+    for i in range(3):
+        parts += [burst(2.0, i), np.zeros(SR // 2)]
+    for i in range(3, 6):
+        parts += [burst(2.0, i), noise(0.5, i)]
+    pieces = pause_segments(np.concatenate(parts), SR)
+    assert len(pieces) == 6 and all(b - a <= 2.5 * SR for a, b in pieces)

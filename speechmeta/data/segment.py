@@ -2,13 +2,16 @@
 
 The models are trained on sentences of a few seconds; a minute of speech in one pass is decoded worse (and past
 MAX_FRAMES not at all). Frames of 25 ms every 10 ms get their energy in dB; a frame is quiet when it is below the
-point `threshold` of the way from the recording's noise floor (10th percentile) to its speech level (90th). A run
+point `threshold` of the way from the recording's noise floor (10th percentile) to its speech level (90th), or 30 dB
+below that level (a floor set by digital silence in part of a recording would leave its room noise loud). A run
 of quiet frames at least `min_pause` long is a pause: the recording is cut in its middle. Pieces with no loud frame
 are dropped. A piece still longer than `max_seconds` is cut at its longest inner pause of any length, or, with none,
 in equal parts. Each piece then keeps its loud frames and `margin` of quiet on either side: on 40 synthetic test
 sentences joined by pauses, the demo's base model (beam, LM) gave WER 0.53 with 0.2 s, 0.57 with 0.1 s, 0.58-0.61
 cut in the pauses' middles, against 0.50 for the sentences decoded apart and 0.73-0.81 for each 45-s recording in one
-pass. Nothing is resampled or filtered: the pieces are slices of the samples.
+pass. On real speech (speechocean762: 12 recordings of each of 60 speakers joined, 720 in all) it made 929 pieces,
+median 2.45 s, longest 9.5 s; 16 of the 660 joins fell inside a piece (with the floor rule alone: 25). Nothing is
+resampled or filtered: the pieces are slices of the samples.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import numpy as np
 
 WINDOW_S, HOP_S = 0.025, 0.010
 SEGMENT_OVER_S = 30.0  # transcribe cuts files longer than this (the models learn from sentences of a few seconds)
+QUIET_BELOW_DB = 30.0  # a frame this far below the speech level is quiet whatever the floor: digital silence in
+# some stretches (gated recordings) sets the 10th percentile far below the room noise between the words elsewhere
 MIN_RANGE_DB = 10.0  # speech level over noise floor below which a recording is taken to have no pauses
 
 
@@ -45,7 +50,7 @@ def pause_segments(samples: np.ndarray, sample_rate: int, max_seconds: float = 2
     if len(db) == 0:
         return [(0, len(samples))]
     floor, level = np.percentile(db, 10), np.percentile(db, 90)
-    quiet = db < floor + threshold * (level - floor)
+    quiet = db < max(floor + threshold * (level - floor), level - QUIET_BELOW_DB)
     if level - floor < MIN_RANGE_DB:  # steady noise, a tone, silence: no pauses to find
         quiet[:] = False
     hop = int(HOP_S * sample_rate)
