@@ -37,7 +37,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from speechmeta.transcribe import transcribe
 
     for path, text in transcribe(args.model, args.files, args.profile, args.device, args.lm, args.lexicon,
-                                 args.lm_weight, args.word_bonus, segment_over=args.segment_over):
+                                 args.lm_weight, args.word_bonus, args.beam, segment_over=args.segment_over):
         print(f"{path} {text}".rstrip())
     return 0
 
@@ -140,6 +140,7 @@ def register(add) -> None:
     p.add_argument("--lexicon", type=Path, help="allowed words")
     p.add_argument("--lm-weight", type=float, default=0.5)
     p.add_argument("--word-bonus", type=float, default=0.0)
+    p.add_argument("--beam", type=int, default=10, help="beam size (with --lm or --lexicon)")
     p.add_argument("--segment-over", type=float, default=SEGMENT_OVER_S, metavar="SECONDS",
                    help="cut files longer than this at their pauses into pieces of at most 20 s, decoded one by one "
                         f"(default {SEGMENT_OVER_S:g}; 0: every file; inf: none)")

@@ -219,6 +219,12 @@ def test_transcribe_files(exp, tmp_path, capsys):
     sf.write(tmp_path / "short.wav", np.zeros(400, dtype=np.float32), 16000)
     assert main(["transcribe", "--model", str(exp / "base" / "average.pt"), str(tmp_path / "short.wav")]) == 1
     assert "too short to transcribe" in capsys.readouterr().err
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("A\nTHE\n")
+    for beam, rc in (("1", 0), ("0", 1)):
+        assert main(["transcribe", "--model", str(exp / "base" / "average.pt"), "--lexicon", str(lexicon), "--beam",
+                     beam, str(wav)]) == rc
+    assert "beam size must be at least 1, not 0" in capsys.readouterr().err
 
 
 def test_tuning_scores_dev_utterances_spread_over_the_list():

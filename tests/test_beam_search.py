@@ -23,6 +23,12 @@ def test_peaked_outputs_give_the_greedy_answer():
     assert BeamSearch(UNITS).decode(lp) == "AA B"
 
 
+def test_beam_size_below_one_is_refused():
+    lp = frames({"A": 1}, {"<blk>": 1})
+    assert BeamSearch(UNITS, beam_size=1).decode(lp) == "A"
+    with pytest.raises(ValueError, match="beam size must be at least 1, not 0"):
+        BeamSearch(UNITS, beam_size=0)
+
 def test_beam_sums_paths_that_greedy_cannot():
     """Best path is blank-blank (empty), but 'A' has more total probability over its paths (0.64 vs 0.36)."""
     lp = frames({"<blk>": 0.6, "A": 0.4}, {"<blk>": 0.6, "A": 0.4})

@@ -61,6 +61,8 @@ class BeamSearch:
     _words: dict[tuple[str, ...], list[str]] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"the beam size must be at least 1, not {self.beam_size}")
         self.space = self.units.index("<space>")
         spellings = self.spellings
         if spellings is None and self.lexicon is not None:
