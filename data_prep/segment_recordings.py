@@ -22,13 +22,14 @@ from common import report  # noqa: E402
 
 from speechmeta.data.audio import load_audio  # noqa: E402
 from speechmeta.data.datadir import DataDir, spk2utt_lines, write_table  # noqa: E402
-from speechmeta.data.segment import pause_segments  # noqa: E402
+from speechmeta.data.segment import SEGMENT_MARGIN_S, pause_segments  # noqa: E402
 from speechmeta.fileio import atomic_write_lines  # noqa: E402
 
 RATE = 16000  # the rate the pauses are found at; the times written hold for the file at any rate
 
 
-def prepare(data_dir: Path, out: Path, max_seconds: float = 20.0, min_pause: float = 0.3) -> dict:
+def prepare(data_dir: Path, out: Path, max_seconds: float = 20.0, min_pause: float = 0.3,
+            margin: float = SEGMENT_MARGIN_S) -> dict:
     """Write OUT; return statistics (recordings, pieces, skipped recordings with their reasons)."""
     data = DataDir.load(data_dir, need_text=False)
     if data.segments is not None:
@@ -38,7 +39,7 @@ def prepare(data_dir: Path, out: Path, max_seconds: float = 20.0, min_pause: flo
     wav, segments, utt2spk, skipped = {}, {}, {}, []
     for rec in data.utts:
         samples = load_audio(data.wav[rec], RATE, utt=rec)
-        pieces = pause_segments(samples, RATE, max_seconds, min_pause)
+        pieces = pause_segments(samples, RATE, max_seconds, min_pause, margin=margin)
         if not pieces or not samples.any():
             skipped.append((rec, "no speech found (silent)"))
             continue
@@ -64,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="output data dir (with segments, without text)")
     p.add_argument("--max-seconds", type=float, default=20.0, help="longest piece (default 20)")
     p.add_argument("--min-pause", type=float, default=0.3, help="shortest pause cut at, seconds (default 0.3)")
+    p.add_argument("--margin", type=float, default=SEGMENT_MARGIN_S,
+                   help=f"quiet kept around each piece's speech, seconds (default {SEGMENT_MARGIN_S:g})")
     args = p.parse_args(argv)
     try:
-        stats = prepare(args.data, args.out, args.max_seconds, args.min_pause)
+        stats = prepare(args.data, args.out, args.max_seconds, args.min_pause, args.margin)
     except (OSError, ValueError) as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 1

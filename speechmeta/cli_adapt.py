@@ -37,7 +37,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from speechmeta.transcribe import transcribe
 
     for path, text in transcribe(args.model, args.files, args.profile, args.device, args.lm, args.lexicon,
-                                 args.lm_weight, args.word_bonus, args.beam, segment_over=args.segment_over):
+                                 args.lm_weight, args.word_bonus, args.beam, segment_over=args.segment_over,
+                                 segment_margin=args.segment_margin):
         print(f"{path} {text}".rstrip())
     return 0
 
@@ -126,7 +127,7 @@ def register(add) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
 
-    from speechmeta.data.segment import SEGMENT_OVER_S  # numpy only: no torch for building the parser
+    from speechmeta.data.segment import SEGMENT_MARGIN_S, SEGMENT_OVER_S  # numpy only: no torch for the parser
 
     p = add("transcribe", cmd_transcribe, "print the text of audio files",
             "Transcribe WAV/FLAC files with a model, optionally with a speaker profile (speechmeta adapt). Prints "
@@ -144,6 +145,9 @@ def register(add) -> None:
     p.add_argument("--segment-over", type=float, default=SEGMENT_OVER_S, metavar="SECONDS",
                    help="cut files longer than this at their pauses into pieces of at most 20 s, decoded one by one "
                         f"(default {SEGMENT_OVER_S:g}; 0: every file; inf: none)")
+    p.add_argument("--segment-margin", type=float, default=SEGMENT_MARGIN_S, metavar="SECONDS",
+                   help=f"quiet kept around each piece's speech (default {SEGMENT_MARGIN_S:g}, for models of "
+                        "sentences; less for a model of tightly cut words)")
 
     p = add("adapt-eval", cmd_adapt_eval, "adapt every held-out speaker for each K and score (a report's data)",
             "For every speaker of a held-out data dir, every K of --shots and every seed: adapt from the speaker's "

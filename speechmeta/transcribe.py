@@ -22,7 +22,7 @@ from speechmeta.data.audio import load_audio
 from speechmeta.data.cmvn import accumulate, apply_cmvn
 from speechmeta.data.dataset import MAX_FRAMES
 from speechmeta.data.fbank import fbank
-from speechmeta.data.segment import SEGMENT_OVER_S, pause_segments
+from speechmeta.data.segment import SEGMENT_MARGIN_S, SEGMENT_OVER_S, pause_segments
 from speechmeta.decode import BeamOptions
 from speechmeta.model.ctc import greedy_decode
 from speechmeta.train import autocast, load_model, resolve_device
@@ -31,9 +31,11 @@ from speechmeta.train import autocast, load_model, resolve_device
 def transcribe(model_path: str | os.PathLike, files: list[str | os.PathLike], profile: str | os.PathLike | None = None,
                device: str = "cpu", lm_path: Path | None = None, lexicon_path: Path | None = None,
                lm_weight: float = 0.5, word_bonus: float = 0.0, beam_size: int = 10,
-               segment_over: float = SEGMENT_OVER_S) -> list[tuple[str, str]]:
+               segment_over: float = SEGMENT_OVER_S, segment_margin: float = SEGMENT_MARGIN_S
+               ) -> list[tuple[str, str]]:
     """(file, text) for each file, in order. A file longer than `segment_over` seconds is cut at its pauses
-    (`pause_segments`) and its pieces' texts joined; `math.inf`: every file in one pass."""
+    (`pause_segments`, each piece keeping `segment_margin` seconds of quiet around its speech) and its pieces'
+    texts joined; `math.inf`: every file in one pass."""
     dev = resolve_device(device)
     model, tokenizer, cfg, state = load_model(model_path, str(dev))
     info = apply_profile(model, model_path, profile) if profile is not None else {}
@@ -49,7 +51,8 @@ def transcribe(model_path: str | os.PathLike, files: list[str | os.PathLike], pr
     raw: dict = {}  # file -> features of each piece (one piece: the whole file)
     for path in files:
         samples = load_audio(path, rate, utt=Path(path).stem)
-        spans = pause_segments(samples, rate) if len(samples) > segment_over * rate else [(0, len(samples))]
+        spans = pause_segments(samples, rate, margin=segment_margin) if len(samples) > segment_over * rate else [
+            (0, len(samples))]
         raw[path] = [fbank(samples[a:b], cfg.fbank) for a, b in spans]
     if cfg.cmvn == "speaker" and stats is None:
         for feats in itertools.chain(*raw.values()):

@@ -352,14 +352,15 @@ def test_transcribe_cuts_a_long_file_at_its_pauses(exp, tmp_path):
     gap = np.zeros(8000)
     x = np.concatenate([gap, *(np.concatenate([sf.read(w)[0], gap]) for w in wavs)])
     sf.write(tmp_path / "long.wav", x, 16000)
-    pieces = pause_segments(x, 16000)
-    assert len(pieces) == 3
-    for i, (a, b) in enumerate(pieces):
-        sf.write(tmp_path / f"piece{i}.wav", x[a:b], 16000)
-    alone = [t for _, t in transcribe(model, [tmp_path / f"piece{i}.wav" for i in range(3)])]
-    assert any(alone)
-    ((_, cut),) = transcribe(model, [tmp_path / "long.wav"], segment_over=0)
-    assert cut == " ".join(t for t in alone if t)  # each piece decoded alone, with its own CMVN, in order
+    for margin in (0.2, 0.05):
+        pieces = pause_segments(x, 16000, margin=margin)
+        assert len(pieces) == 3
+        for i, (a, b) in enumerate(pieces):
+            sf.write(tmp_path / f"piece{i}.wav", x[a:b], 16000)
+        alone = [t for _, t in transcribe(model, [tmp_path / f"piece{i}.wav" for i in range(3)])]
+        assert any(alone)
+        ((_, cut),) = transcribe(model, [tmp_path / "long.wav"], segment_over=0, segment_margin=margin)
+        assert cut == " ".join(t for t in alone if t)  # each piece decoded alone, with its own CMVN, in order
     ((_, whole),) = transcribe(model, [tmp_path / "long.wav"], segment_over=float("inf"))
     ((_, default),) = transcribe(model, [tmp_path / "long.wav"])  # shorter than 30 s: one pass
     assert default == whole

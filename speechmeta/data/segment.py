@@ -6,11 +6,12 @@ point `threshold` of the way from the recording's noise floor (10th percentile) 
 below that level (a floor set by digital silence in part of a recording would leave its room noise loud). A run
 of quiet frames at least `min_pause` long is a pause: the recording is cut in its middle. Pieces with no loud frame
 are dropped. A piece still longer than `max_seconds` is cut at its longest inner pause of any length, or, with none,
-in equal parts. Each piece then keeps its loud frames and `margin` of quiet on either side: on 40 synthetic test
-sentences joined by pauses, the demo's base model (beam, LM) gave WER 0.53 with 0.2 s, 0.57 with 0.1 s, 0.58-0.61
-cut in the pauses' middles, against 0.50 for the sentences decoded apart and 0.73-0.81 for each 45-s recording in one
-pass. On real speech (speechocean762: 12 recordings of each of 60 speakers joined, 720 in all) it made 929 pieces,
-median 2.45 s, longest 9.5 s; 16 of the 660 joins fell inside a piece (with the floor rule alone: 25). Nothing is
+in equal parts. Each piece then keeps its loud frames and `margin` of quiet on either side.
+`benchmarks/long_audio.py` (four 48-75 s files of ten synthetic sentences of one voice, pauses of 0.25 or 0.4 s
+with noise at -60 dBFS; the demo's base model, beam and LM): WER 0.31 cut with 0.3 s of margin, 0.34 with 0.2 s,
+0.39 with 0.1 s, 0.43 with 0.05 s, against 0.49-0.52 in one pass and 0.32 for the sentences transcribed apart.
+On real speech (speechocean762: 12 recordings of each of 60 speakers joined, 720 in all) it made 929 pieces,
+median 2.62 s, longest 9.6 s; 17 of the 660 joins fell inside a piece (with the floor rule alone: 25). Nothing is
 resampled or filtered: the pieces are slices of the samples.
 """
 
@@ -20,6 +21,8 @@ import numpy as np
 
 WINDOW_S, HOP_S = 0.025, 0.010
 SEGMENT_OVER_S = 30.0  # transcribe cuts files longer than this (the models learn from sentences of a few seconds)
+SEGMENT_MARGIN_S = 0.3  # quiet kept around each piece's speech: best of those tried for a model of sentences (below);
+# a model of tightly cut words wants less (FSDD's digits, 0.4-s pauses: WER 0.33 with 0.05 s, 0.56 with 0.2 s)
 QUIET_BELOW_DB = 30.0  # a frame this far below the speech level is quiet whatever the floor: digital silence in
 # some stretches (gated recordings) sets the 10th percentile far below the room noise between the words elsewhere
 MIN_RANGE_DB = 10.0  # speech level over noise floor below which a recording is taken to have no pauses
@@ -41,7 +44,7 @@ def quiet_runs(quiet: np.ndarray) -> list[tuple[int, int]]:
 
 
 def pause_segments(samples: np.ndarray, sample_rate: int, max_seconds: float = 20.0, min_pause: float = 0.3,
-                   threshold: float = 0.3, margin: float = 0.2) -> list[tuple[int, int]]:
+                   threshold: float = 0.3, margin: float = SEGMENT_MARGIN_S) -> list[tuple[int, int]]:
     """[start, end) sample ranges of the pieces, in order."""
     if max_seconds <= 0 or min_pause <= 0 or not 0 < threshold < 1 or margin < 0:
         raise ValueError(f"pause segmentation needs max_seconds > 0, min_pause > 0, 0 < threshold < 1 and "
