@@ -17,6 +17,7 @@ import segment_recordings  # noqa: E402
 from speechmeta.data.compute_feats import compute_feats  # noqa: E402
 from speechmeta.data.datadir import DataDir, validate_data_dir, write_data_dir  # noqa: E402
 from speechmeta.data.feats_store import FeatsReader  # noqa: E402
+from speechmeta.data.segment import SEGMENT_MARGIN_S as MARGIN  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[1] / "data_prep" / "segment_recordings.py"
 
@@ -44,7 +45,8 @@ def test_pieces_with_segments_and_features(tmp_path):
     assert data.utts[0].startswith("anna-talk-") and set(data.utt2spk.values()) == {"anna"}
     first = data.audio(data.utts[0])
     assert first.path == (tmp_path / "audio" / "talk.wav").resolve()
-    assert 0.25 <= first.start <= 0.5 and 2.5 <= first.end <= 2.75  # the first burst: 0.5-2.5 s, plus the margin
+    assert 0.5 - MARGIN - 0.05 <= first.start <= 0.5 and 2.5 <= first.end <= 2.5 + MARGIN + 0.05  # the first burst
+    # (0.5-2.5 s) and the margin
     compute_feats(out, progress=False)
     reader = FeatsReader(out)
     assert len(reader) == 3 and all(reader.num_frames(u) > 150 for u in data.utts)
