@@ -21,9 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import report  # noqa: E402
 
 from speechmeta.data.audio import load_audio  # noqa: E402
-from speechmeta.data.datadir import DataDir, spk2utt_lines, write_table  # noqa: E402
+from speechmeta.data.datadir import DataDir, write_data_dir  # noqa: E402
 from speechmeta.data.segment import SEGMENT_MARGIN_S, pause_segments  # noqa: E402
-from speechmeta.fileio import atomic_write_lines  # noqa: E402
 
 RATE = 16000  # the rate the pauses are found at; the times written hold for the file at any rate
 
@@ -51,11 +50,7 @@ def prepare(data_dir: Path, out: Path, max_seconds: float = 20.0, min_pause: flo
             utt2spk[utt] = data.utt2spk[rec]
     if not segments:
         raise ValueError(f"{data_dir}: no recording has speech to cut")
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(out / "wav.scp", wav)
-    write_table(out / "segments", segments)
-    write_table(out / "utt2spk", utt2spk)
-    atomic_write_lines(out / "spk2utt", spk2utt_lines(utt2spk))
+    write_data_dir(out, wav, None, utt2spk, extra={"segments": segments})
     return {"recordings": len(wav), "pieces": len(segments), "skipped": skipped}
 
 
