@@ -16,7 +16,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash recipes/synth/run.sh --quick true
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --maxschedchunk 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check speechmeta tests data_prep benchmarks

@@ -22,9 +22,26 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPEECHMETA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-# The end-to-end recipe runs take minutes each; `make test` runs the suite on two workers (pytest-xdist), which take
-# tests in collection order, so these start first and the short tests fill in beside them.
-LONG_FIRST = ("test_synth_recipe_all_stages_then_rerun_skips_them", "test_recipes.py")
+# The end-to-end recipe runs take minutes each. `make test` runs the suite on two workers (pytest-xdist) that take one
+# test at a time, in collection order, as they free up (`--maxschedchunk 1`; by default xdist hands each worker a
+# quarter of the suite at once, and one worker got every test below while the other finished 5 minutes early). So the
+# longest tests go first, longest first (seconds on the 2-core AMD EPYC VM, 2026-12-08), and the short ones fill in.
+LONG_FIRST = (
+    "test_synth_recipe_all_stages_then_rerun_skips_them",  # 412
+    "test_phone_units_from_a_lexicon_through_all_stages",  # 98
+    "test_stage3_pretrains_on_synthetic_voices",  # 44
+    "test_fsdd_data_stages_hold_out_test_and_dev_speakers",  # 30 and 34
+    "test_meta_speakers_are_held_out_of_base_training",  # 33
+    "test_full_disk_while_writing_a_checkpoint",  # 30
+    "test_sigkill_of_train_then_resume",  # 29
+    "test_tiny_model_overfits_four_utterances",  # 29
+    "test_decode_and_score",  # 25 each
+    "test_thirty_minute_recording_in_bounded_memory",  # 25
+    "test_nbest_then_rescore_tuned_on_dev",  # 21
+    "test_librispeech_recipe_data_stages_on_a_fixture",  # 19
+    "test_custom_recipe_on_a_users_data_dirs",  # 17
+    "test_two_gloo_processes_equal_one",  # 15
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
