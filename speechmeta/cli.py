@@ -87,8 +87,9 @@ def cmd_compute_feats(args: argparse.Namespace) -> int:
     s = compute_feats(args.dir, cfg.fbank, nj=args.nj, skip_bad=args.skip_bad, audio_root=args.audio_root,
                       progress=not args.no_progress)
     log.info("%s: %d utterances, %d frames (%.2f h), %d skipped as bad%s; %d chunks (%d from an earlier run) in "
-             "%.1f s", args.dir, s.utts, s.frames, s.frames * cfg.fbank.frame_shift_ms / 3.6e6, len(s.bad),
-             f" (listed in {args.dir / 'bad_utts.txt'})" if s.bad else "", s.chunks, s.chunks_reused, s.seconds)
+             "%.1f s by %d process(es)", args.dir, s.utts, s.frames, s.frames * cfg.fbank.frame_shift_ms / 3.6e6,
+             len(s.bad), f" (listed in {args.dir / 'bad_utts.txt'})" if s.bad else "", s.chunks, s.chunks_reused,
+             s.seconds, s.jobs)
     return 0
 
 
@@ -238,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Audio is mixed to mono and resampled to fbank.sample_rate. An interrupted run resumes; a changed "
             "config restarts. Log: DIR/log/compute-feats.log.")
     p.add_argument("dir", type=Path, help="data dir")
-    p.add_argument("--nj", type=int, default=1, help="number of parallel worker processes (default 1)")
+    p.add_argument("--nj", type=int, default=1, help="number of parallel worker processes (default 1; fewer when "
+                   "each would get under 500 utterances: a process takes seconds to start)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable audio instead of stopping, listing each in DIR/bad_utts.txt")
     p.add_argument("--audio-root", type=Path, help=audio_root_help)

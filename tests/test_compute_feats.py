@@ -92,10 +92,12 @@ def test_changed_config_restarts_cleanly(make_data_dir):
     assert json.loads((d / "fbank" / "conf.json").read_text())["fbank"]["num_mel_bins"] == 40
 
 
-def test_parallel_jobs_give_the_same_features(make_data_dir, tmp_path):
-    d1, d2 = make_data_dir(name="a"), make_data_dir(name="b")
-    compute_feats(d1, progress=False)
-    compute_feats(d2, nj=2, progress=False)
+def test_parallel_jobs_give_the_same_features(make_data_dir, tmp_path, monkeypatch):
+    d1, d2, d3 = (make_data_dir(utts=9, name=name) for name in "abc")  # 18 utterances: 3 chunks
+    assert compute_feats(d1, progress=False).jobs == 1
+    assert compute_feats(d3, nj=2, progress=False).jobs == 1  # too few utterances to pay for starting a process
+    monkeypatch.setattr("speechmeta.data.compute_feats.UTTS_PER_JOB", 1)
+    assert compute_feats(d2, nj=2, progress=False).jobs == 2
     r1, r2 = FeatsReader(d1), FeatsReader(d2)
     assert r1.keys() == r2.keys()
     for utt in r1.keys():
@@ -114,3 +116,16 @@ def test_features_of_another_filterbank_config_are_refused_by_name(make_data_dir
     assert len(UttData(d, tokenizer, fbank=FbankConfig(frame_shift_ms=5.0)).utts) == 2
     with pytest.raises(ValueError, match=r"fbank.frame_shift_ms=5.0 in the features, 10.0 in the model's config"):
         UttData(d, tokenizer, fbank=FbankConfig())
+
+
+def test_computing_in_process_leaves_the_callers_threads(make_data_dir):
+    """`speechmeta adapt` computes a data dir's features itself, then adapts: it must still have all its threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        compute_feats(make_data_dir(), progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

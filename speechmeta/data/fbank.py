@@ -45,14 +45,14 @@ class FbankConfig:
 
 
 @functools.lru_cache(maxsize=8)
-def _constants(cfg: FbankConfig) -> tuple[torch.Tensor, int, np.ndarray]:
+def _constants(cfg: FbankConfig) -> tuple[torch.Tensor, int, torch.Tensor]:
     """Povey window (window_size,), FFT size, mel matrix (fft_size // 2 + 1, num_mel_bins)."""
     window = torch.hann_window(cfg.window_size, periodic=False, dtype=torch.float64).pow(0.85).float()
     fft_size = 1 << (cfg.window_size - 1).bit_length()
     banks, _ = get_mel_banks(cfg.num_mel_bins, fft_size, float(cfg.sample_rate), cfg.low_freq, cfg.high_freq,
                              100.0, -500.0, 1.0)
     banks = torch.nn.functional.pad(banks.float(), (0, 1))  # the Nyquist bin gets weight 0, as in Kaldi
-    return window, fft_size, banks.T.contiguous().numpy()
+    return window, fft_size, banks.T.contiguous()
 
 
 def fbank(samples: np.ndarray | torch.Tensor, cfg: FbankConfig = FbankConfig(), block_frames: int = 6000
@@ -85,4 +85,6 @@ def _fbank_frames(x: torch.Tensor, n: int, cfg: FbankConfig) -> np.ndarray:
     padded[:, :cfg.window_size] *= window
     spectrum = torch.view_as_real(torch.fft.rfft(padded)).numpy()  # (n, bins, re/im)
     power = np.einsum("nfc,nfc->nf", spectrum, spectrum)  # |X|^2; faster than torch's complex abs
-    return np.log(np.maximum(power @ mel, np.finfo(np.float32).eps))
+    # The mel product in torch, not numpy: numpy's OpenBLAS threads spin between calls and took the core torch's
+    # next frames needed (compute-feats 3-5x slower on 2 cores, measured 2026-12-08).
+    return (torch.from_numpy(power) @ mel).clamp_(min=np.finfo(np.float32).eps).log_().numpy()
