@@ -239,8 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Audio is mixed to mono and resampled to fbank.sample_rate. An interrupted run resumes; a changed "
             "config restarts. Log: DIR/log/compute-feats.log.")
     p.add_argument("dir", type=Path, help="data dir")
-    p.add_argument("--nj", type=int, default=1, help="number of parallel worker processes (default 1; fewer when "
-                   "each would get under 500 utterances: a process takes seconds to start)")
+    p.add_argument("--nj", type=int, default=1, help="number of parallel worker processes (default 1; they start "
+                   "only when the chunks timed in the first process say they would finish sooner: a process takes "
+                   "seconds to start)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable audio instead of stopping, listing each in DIR/bad_utts.txt")
     p.add_argument("--audio-root", type=Path, help=audio_root_help)

@@ -95,9 +95,9 @@ def test_changed_config_restarts_cleanly(make_data_dir):
 def test_parallel_jobs_give_the_same_features(make_data_dir, tmp_path, monkeypatch):
     d1, d2, d3 = (make_data_dir(utts=9, name=name) for name in "abc")  # 18 utterances: 3 chunks
     assert compute_feats(d1, progress=False).jobs == 1
-    assert compute_feats(d3, nj=2, progress=False).jobs == 1  # too few utterances to pay for starting a process
-    monkeypatch.setattr("speechmeta.data.compute_feats.UTTS_PER_JOB", 1)
-    assert compute_feats(d2, nj=2, progress=False).jobs == 2
+    assert compute_feats(d3, nj=2, progress=False).jobs == 1  # too little audio to pay for starting a process
+    monkeypatch.setattr("speechmeta.data.compute_feats.JOB_START_SECONDS", 0.0)
+    assert compute_feats(d2, nj=2, progress=False).jobs == 2  # the first chunk here, the other two in two jobs
     r1, r2 = FeatsReader(d1), FeatsReader(d2)
     assert r1.keys() == r2.keys()
     for utt in r1.keys():

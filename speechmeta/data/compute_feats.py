@@ -3,8 +3,8 @@
 Utterances (sorted) are cut into chunks; each chunk is one `.npy` file written atomically, then a small JSON index
 that marks it finished. An interrupted run therefore resumes at the first unfinished chunk, and a changed feature
 config or utterance list discards the old chunks and restarts cleanly. Up to `nj` worker processes share the chunks
-(Kaldi's `--nj`; fewer when each would get under UTTS_PER_JOB utterances). Bad audio stops the run with an error
-naming the utterance, or with `skip_bad` is listed in `bad_utts.txt`.
+(Kaldi's `--nj`) once the chunks timed so far say they would save more time than they take to start. Bad audio stops
+the run with an error naming the utterance, or with `skip_bad` is listed in `bad_utts.txt`.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from speechmeta.fileio import atomic_open, atomic_write_lines, atomic_write_text
 log = logging.getLogger(__name__)
 STORE = "fbank"  # feature files live in <data dir>/fbank/
 DEFAULT_FBANK = FbankConfig()
-# A job's process takes seconds to start (it imports torch: 3.5 s on a 2-core VM) while one process computes about
-# 700 utterances a second; below this many utterances a job, fewer jobs finish sooner (measured 2026-12-08: FSDD's
-# 3000 recordings 7.3 s in one process, 8.5 s with --nj 2; speechocean762's 2500, 15.6 s against 13.0 s; a 56-utterance
-# dir 3.4 s against 7.0 s).
-UTTS_PER_JOB = 500
+# Seconds a job's process takes to start (it imports torch; measured on a 2-core VM, 2026-12-08: --nj 2 on 56
+# utterances took 6.7 s against 3.4 s in one process). Jobs start only when the chunks this process has timed say
+# they would save more than that: a few short recordings, or FSDD's 3000 digits (8.1 s in one process against
+# 9.1 s with two jobs), are done sooner without them.
+JOB_START_SECONDS = 3.5
 
 
 @dataclass
@@ -48,7 +48,7 @@ class FeatsSummary:
     chunks: int
     chunks_reused: int  # finished by an earlier, interrupted run
     seconds: float
-    jobs: int = 1  # processes that computed them: nj, or fewer when there are fewer than UTTS_PER_JOB a job
+    jobs: int = 1  # processes that computed them: 1, or up to nj when jobs paid for their start
 
 
 Ref = tuple[str, str, float, float | None]  # utt, audio path, start, end
@@ -77,6 +77,14 @@ def _compute_chunk(index: int, refs: list[Ref], cfg: FbankConfig, store: str, sk
         np.save(f, array)
     atomic_write_text(Path(store) / f"raw_fbank.{index}.json", json.dumps({"utts": rows, "bad": bad}))
     return len(refs)
+
+
+def _jobs_pay(chunk_seconds: float, chunks_left: int, nj: int) -> bool:
+    """Whether up to `nj` job processes would finish `chunks_left` chunks of `chunk_seconds` each sooner than this
+    process alone, counting their start."""
+    jobs = min(nj, chunks_left)
+    alone = chunk_seconds * chunks_left
+    return jobs > 1 and alone - alone / jobs > JOB_START_SECONDS
 
 
 def _one_thread() -> None:
@@ -124,14 +132,18 @@ def compute_feats(data_dir: str | os.PathLike, cfg: FbankConfig = DEFAULT_FBANK,
 
     done = {i for i in range(len(chunks)) if (store / f"raw_fbank.{i}.json").exists()}
     todo = [i for i in range(len(chunks)) if i not in done]
-    jobs = max(1, min(nj, len(todo), sum(len(chunks[i]) for i in todo) // UTTS_PER_JOB))
     bar = tqdm(total=len(refs), initial=sum(len(chunks[i]) for i in done), unit="utt", desc="compute-feats",
                disable=not progress)
+    jobs = 1
     with bar:
-        if jobs == 1:
-            for i in todo:
-                bar.update(_compute_chunk(i, chunks[i], cfg, str(store), skip_bad))
-        else:
+        while todo:  # here, a chunk at a time, until the time of the last says jobs would finish the rest sooner
+            i = todo.pop(0)
+            began_chunk = time.perf_counter()
+            bar.update(_compute_chunk(i, chunks[i], cfg, str(store), skip_bad))
+            if _jobs_pay(time.perf_counter() - began_chunk, len(todo), nj):
+                jobs = min(nj, len(todo))
+                break
+        if todo:
             ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
             with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_one_thread) as pool:
                 futures = [pool.submit(_compute_chunk, i, chunks[i], cfg, str(store), skip_bad) for i in todo]
