@@ -86,5 +86,5 @@ def _fbank_frames(x: torch.Tensor, n: int, cfg: FbankConfig) -> np.ndarray:
     spectrum = torch.view_as_real(torch.fft.rfft(padded)).numpy()  # (n, bins, re/im)
     power = np.einsum("nfc,nfc->nf", spectrum, spectrum)  # |X|^2; faster than torch's complex abs
     # The mel product in torch, not numpy: numpy's OpenBLAS threads spin between calls and took the core torch's
-    # next frames needed (compute-feats 3-5x slower on 2 cores, measured 2026-12-08).
+    # next frames needed (a compute-feats job beside another ran 3-7x slower on 2 cores, measured 2026-12-08).
     return (torch.from_numpy(power) @ mel).clamp_(min=np.finfo(np.float32).eps).log_().numpy()
